@@ -1,0 +1,373 @@
+#include "backends/upstream_conn.h"
+
+#include <cstring>
+#include <string>
+
+#include "resp/errors.h"
+#include "resp/reply_encoder.h"
+
+namespace readthru::backends {
+namespace {
+
+size_t g_live = 0;
+constexpr uint64_t kMinBackoffMs = 50;
+constexpr uint64_t kMaxBackoffMs = 2000;
+constexpr size_t kReadBufferSize = 64 * 1024;
+
+// Replies are consumed as soon as they are read, so one buffer serves every connection.
+char g_read_buffer[kReadBufferSize];
+
+std::string uvError(const char* what, int status) {
+  return std::string(what) + ": " + uv_strerror(status);
+}
+
+}  // namespace
+
+size_t UpstreamConn::liveCount() { return g_live; }
+
+UpstreamConn::UpstreamConn(uv_loop_t* loop, LoopFlusher* flusher, UpstreamOptions options,
+                           Listener* listener)
+    : loop_(loop), flusher_(flusher), options_(std::move(options)), listener_(listener) {
+  ++g_live;
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+  ++open_handles_;
+  tcp_.data = this;
+  connect_req_.data = this;
+  write_req_.data = this;
+  resolve_req_.data = this;
+}
+
+UpstreamConn::~UpstreamConn() { --g_live; }
+
+std::string UpstreamConn::handshake(size_t* requests) const {
+  std::string out;
+  *requests = 0;
+  if (options_.protocol == 3) {
+    // HELLO carries the credentials when it switches the protocol.
+    if (!options_.password.empty()) {
+      resp::ReplyEncoder::command(
+          &out, {"HELLO", "3", "AUTH",
+                 options_.username.empty() ? std::string_view("default") : options_.username,
+                 options_.password});
+    } else {
+      resp::ReplyEncoder::command(&out, {"HELLO", "3"});
+    }
+    ++*requests;
+  } else if (!options_.password.empty()) {
+    if (options_.username.empty()) {
+      resp::ReplyEncoder::command(&out, {"AUTH", options_.password});
+    } else {
+      resp::ReplyEncoder::command(&out, {"AUTH", options_.username, options_.password});
+    }
+    ++*requests;
+  }
+  if (options_.db != 0) {
+    resp::ReplyEncoder::command(&out, {"SELECT", std::to_string(options_.db)});
+    ++*requests;
+  }
+  if (!options_.client_name.empty()) {
+    resp::ReplyEncoder::command(&out, {"CLIENT", "SETNAME", options_.client_name});
+    ++*requests;
+  }
+  return out;
+}
+
+void UpstreamConn::connect() {
+  if (state_ == State::kClosed) return;
+  startConnect();
+}
+
+void UpstreamConn::startConnect() {
+  state_ = State::kConnecting;
+  framer_ = resp::ReplyFramer();
+  frame_.clear();
+  sockaddr_storage addr{};
+  bool numeric = uv_ip4_addr(options_.host.c_str(), options_.port,
+                             reinterpret_cast<sockaddr_in*>(&addr)) == 0 ||
+                 uv_ip6_addr(options_.host.c_str(), options_.port,
+                             reinterpret_cast<sockaddr_in6*>(&addr)) == 0;
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<UpstreamConn*>(t->data);
+        if (self->state_ == State::kConnecting) self->fail("ERR upstream connect timeout");
+      },
+      options_.connect_timeout_ms, 0);
+  if (numeric) {
+    connectTo(reinterpret_cast<const sockaddr*>(&addr));
+    return;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  resolving_ = true;
+  ++open_handles_;
+  std::string port = std::to_string(options_.port);
+  int rc = uv_getaddrinfo(
+      loop_, &resolve_req_,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+        auto* self = static_cast<UpstreamConn*>(req->data);
+        self->resolving_ = false;
+        if (status == 0 && self->state_ == State::kConnecting) {
+          self->connectTo(res->ai_addr);
+        } else if (self->state_ == State::kConnecting) {
+          self->fail(uvError("ERR upstream address lookup failed", status));
+        }
+        uv_freeaddrinfo(res);
+        self->handleClosed();
+      },
+      options_.host.c_str(), port.c_str(), &hints);
+  if (rc != 0) {
+    resolving_ = false;
+    --open_handles_;
+    fail(uvError("ERR upstream address lookup failed", rc));
+  }
+}
+
+void UpstreamConn::connectTo(const sockaddr* addr) {
+  uv_tcp_init(loop_, &tcp_);
+  tcp_.data = this;
+  tcp_open_ = true;
+  ++open_handles_;
+  uv_tcp_nodelay(&tcp_, 1);
+  int rc = uv_tcp_connect(&connect_req_, &tcp_, addr, [](uv_connect_t* req, int status) {
+    static_cast<UpstreamConn*>(req->data)->onConnected(status);
+  });
+  // On failure the callback never runs.
+  if (rc != 0) fail(uvError("ERR upstream connect failed", rc));
+}
+
+void UpstreamConn::onConnected(int status) {
+  if (state_ != State::kConnecting) return;  // failed or closed meanwhile
+  if (status != 0) {
+    fail(uvError("ERR upstream connect failed", status));
+    return;
+  }
+  uv_timer_stop(&timer_);
+  backoff_ms_ = 0;
+  state_ = State::kReady;
+  size_t n = 0;
+  std::string hs = handshake(&n);
+  if (n > 0) {
+    out_.insert(0, hs);
+    for (size_t i = 0; i < n; ++i) fifo_.push_front(Pending{nullptr, uv_now(loop_)});
+    handshake_left_ = n;
+  }
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&tcp_),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        *buf = uv_buf_init(g_read_buffer, kReadBufferSize);
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        static_cast<UpstreamConn*>(s->data)->onRead(nread, buf);
+      });
+  if (options_.command_timeout_ms > 0) {
+    uint64_t every = options_.command_timeout_ms / 4 + 1;
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<UpstreamConn*>(t->data)->onTimer(); }, every,
+        every);
+  }
+  if (!out_.empty()) flusher_->mark(this);
+  listener_->onUpstreamReady(this);
+}
+
+void UpstreamConn::onTimer() {
+  if (state_ != State::kReady || fifo_.empty()) return;
+  if (uv_now(loop_) - fifo_.front().sent_at >= options_.command_timeout_ms) {
+    fail(resp::err::kUpstreamTimeout);
+  }
+}
+
+void UpstreamConn::send(std::string_view request, ReplyTarget* target) {
+  out_.append(request);
+  fifo_.push_back(Pending{target, uv_now(loop_)});
+  if (state_ == State::kReady) flusher_->mark(this);
+}
+
+void UpstreamConn::retarget(ReplyTarget* from, ReplyTarget* to) {
+  for (auto& p : fifo_) {
+    if (p.target == from) p.target = to;
+  }
+}
+
+void UpstreamConn::flush() {
+  if (state_ != State::kReady || writing_ || out_.empty()) return;
+  uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+  if (n == static_cast<int>(out_.size())) {
+    out_.clear();
+    if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
+    return;
+  }
+  if (n < 0 && n != UV_EAGAIN) {
+    fail(uvError("ERR upstream write failed", n));
+    return;
+  }
+  if (n > 0) out_.erase(0, static_cast<size_t>(n));
+  writing_buf_.swap(out_);
+  out_.clear();
+  writing_ = true;
+  b = uv_buf_init(writing_buf_.data(), static_cast<unsigned>(writing_buf_.size()));
+  int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
+                    [](uv_write_t* req, int status) {
+                      auto* self = static_cast<UpstreamConn*>(req->data);
+                      self->writing_ = false;
+                      self->writing_buf_.clear();
+                      if (self->writing_buf_.capacity() > 1024 * 1024) {
+                        self->writing_buf_.shrink_to_fit();
+                      }
+                      if (status != 0) {
+                        if (self->state_ == State::kReady) {
+                          self->fail(uvError("ERR upstream write failed", status));
+                        }
+                        return;
+                      }
+                      if (!self->out_.empty()) self->flusher_->mark(self);
+                    });
+  if (rc != 0) {
+    writing_ = false;
+    fail(uvError("ERR upstream write failed", rc));
+  }
+}
+
+void UpstreamConn::onRead(ssize_t nread, const uv_buf_t* buf) {
+  if (nread < 0) {
+    fail(nread == UV_EOF ? std::string(resp::err::kUpstreamLost)
+                         : uvError("ERR upstream connection lost", static_cast<int>(nread)));
+    return;
+  }
+  consume(buf->base, static_cast<size_t>(nread));
+}
+
+void UpstreamConn::consume(const char* data, size_t len) {
+  while (len > 0 && state_ == State::kReady) {
+    auto r = framer_.feed(data, len);
+    if (r.error) {
+      fail("ERR upstream protocol error: " + framer_.message());
+      return;
+    }
+    if (fifo_.empty() && !options_.buffer_frames) {
+      fail("ERR upstream sent a reply nobody asked for");
+      return;
+    }
+    if (options_.buffer_frames || handshake_left_ > 0) {
+      frame_.append(data, r.consumed);
+    } else if (ReplyTarget* t = fifo_.front().target) {
+      t->replyData(data, r.consumed);
+    }
+    data += r.consumed;
+    len -= r.consumed;
+    if (r.complete) {
+      if (options_.buffer_frames || handshake_left_ > 0) {
+        deliverFrame();
+      } else {
+        replyEnded(r.type);
+      }
+    }
+  }
+}
+
+void UpstreamConn::deliverFrame() {
+  char type = frame_.empty() ? 0 : frame_[0];
+  if (handshake_left_ > 0) {
+    --handshake_left_;
+    fifo_.pop_front();
+    if (type == '-') {
+      std::string reason = "ERR upstream handshake failed: " + frame_.substr(1, frame_.size() - 3);
+      frame_.clear();
+      fail(reason);
+      return;
+    }
+    frame_.clear();
+    return;
+  }
+  if (listener_->onUpstreamFrame(this, frame_)) {
+    frame_.clear();
+    return;
+  }
+  if (state_ != State::kReady) return;
+  if (fifo_.empty()) {
+    fail("ERR upstream sent a reply nobody asked for");
+    return;
+  }
+  if (ReplyTarget* t = fifo_.front().target) t->replyFrame(frame_);
+  frame_.clear();
+  replyEnded(type);
+}
+
+void UpstreamConn::replyEnded(char type) {
+  ReplyTarget* t = fifo_.front().target;
+  bool more = t != nullptr && t->replyDone(type);
+  if (!more) fifo_.pop_front();
+}
+
+void UpstreamConn::failPending(std::string_view reason) {
+  std::deque<Pending> pending;
+  pending.swap(fifo_);
+  handshake_left_ = 0;
+  out_.clear();
+  frame_.clear();
+  for (auto& p : pending) {
+    if (p.target != nullptr) p.target->replyFailed(reason);
+  }
+}
+
+void UpstreamConn::fail(std::string_view reason) {
+  if (state_ == State::kClosed || state_ == State::kDown) return;
+  state_ = State::kDown;
+  std::string why(reason);
+  uv_timer_stop(&timer_);
+  closeSocket();
+  failPending(why);
+  if (state_ == State::kClosed) return;
+  listener_->onUpstreamDown(this, why);
+  if (state_ == State::kDown && options_.reconnect) scheduleReconnect();
+}
+
+void UpstreamConn::scheduleReconnect() {
+  backoff_ms_ = backoff_ms_ == 0 ? kMinBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<UpstreamConn*>(t->data);
+        if (self->state_ != State::kDown) return;
+        if (self->tcp_open_ || self->resolving_) {
+          self->scheduleReconnect();  // the old socket is still closing
+          return;
+        }
+        self->startConnect();
+      },
+      backoff_ms_, 0);
+}
+
+void UpstreamConn::closeSocket() {
+  if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
+  if (!tcp_open_) return;
+  tcp_open_ = false;
+  writing_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
+    auto* self = static_cast<UpstreamConn*>(h->data);
+    self->writing_buf_.clear();
+    self->handleClosed();
+  });
+}
+
+void UpstreamConn::close(std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  closeSocket();
+  failPending(reason);
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
+           [](uv_handle_t* h) { static_cast<UpstreamConn*>(h->data)->handleClosed(); });
+}
+
+void UpstreamConn::handleClosed() {
+  if (--open_handles_ == 0 && state_ == State::kClosed) {
+    flusher_->forget(this);
+    delete this;
+  }
+}
+
+}  // namespace readthru::backends

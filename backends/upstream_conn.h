@@ -1,0 +1,124 @@
+#pragma once
+// UpstreamConn: one connection to the upstream Redis. Requests are appended to an output buffer
+// and written once per loop turn (many clients' requests in one write); each request leaves an
+// entry in a FIFO of pending replies, and reply bytes are handed to the head entry's target as
+// they arrive (a 100 MB value is never held here whole).
+//
+// Lifetimes: the owner creates it with new and ends it with close(); the object frees itself in
+// its last uv_close callback. Targets must stay valid until they get replyDone (without wanting
+// more) or replyFailed: a client that goes away leaves its targets behind as orphans that drop
+// their replies (a cancelled request still consumes its reply, or the stream would desync).
+//
+// When the connection drops, every pending request fails at once, in order. A shared connection
+// then reconnects with backoff; a pinned one reports down to its owner, which closes it.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include "backends/loop_flusher.h"
+#include "backends/reply_target.h"
+#include "resp/reply_framer.h"
+
+namespace readthru::backends {
+
+struct UpstreamOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string username;  // empty: AUTH <password> only
+  std::string password;  // empty: no AUTH
+  int protocol = 2;      // 3: HELLO 3 on connect
+  int db = 0;            // SELECT on connect when non-zero
+  std::string client_name;
+  uint64_t connect_timeout_ms = 2000;
+  uint64_t command_timeout_ms = 0;  // 0: none; otherwise the oldest pending request's limit
+  bool reconnect = true;            // shared connections reconnect; pinned ones do not
+  bool buffer_frames = false;       // pinned: whole frames, so pushes can be told from replies
+};
+
+class UpstreamConn final : public Flushable {
+ public:
+  enum class State { kConnecting, kReady, kDown, kClosed };
+
+  class Listener {
+   public:
+    virtual void onUpstreamReady(UpstreamConn*) {}
+    // Every pending request has already failed. A conn without reconnect stays down.
+    virtual void onUpstreamDown(UpstreamConn*, std::string_view /*reason*/) {}
+    // buffer_frames only: a whole frame before it goes to the head target. Return true when it is
+    // not a reply (a pub/sub message, a push): the listener took it and no target gets it.
+    virtual bool onUpstreamFrame(UpstreamConn*, std::string& /*frame*/) { return false; }
+
+   protected:
+    ~Listener() = default;
+  };
+
+  UpstreamConn(uv_loop_t* loop, LoopFlusher* flusher, UpstreamOptions options, Listener* listener);
+
+  void connect();
+  // Queues one request (complete RESP bytes). `target` may be null: the reply is read and
+  // dropped. Must not be called while state() is kDown or kClosed (see acceptsRequests()).
+  void send(std::string_view request, ReplyTarget* target);
+  bool acceptsRequests() const { return state_ == State::kConnecting || state_ == State::kReady; }
+  State state() const { return state_; }
+  size_t pending() const { return fifo_.size(); }
+  // The target that will get the next reply; nullptr when none is pending.
+  ReplyTarget* headTarget() const { return fifo_.empty() ? nullptr : fifo_.front().target; }
+  const UpstreamOptions& options() const { return options_; }
+  // Replaces a target still in the queue (a client detaching from its requests).
+  void retarget(ReplyTarget* from, ReplyTarget* to);
+
+  // Fails what is pending with `reason`, then frees the object once its handles are closed.
+  void close(std::string_view reason = "ERR upstream connection closed");
+  void flush() override;
+
+  static size_t liveCount();
+
+ private:
+  struct Pending {
+    ReplyTarget* target;
+    uint64_t sent_at;
+  };
+  ~UpstreamConn();
+  void startConnect();
+  void connectTo(const sockaddr* addr);
+  void onConnected(int status);
+  void onRead(ssize_t nread, const uv_buf_t* buf);
+  void consume(const char* data, size_t len);
+  void deliverFrame();
+  void replyEnded(char type);
+  void fail(std::string_view reason);
+  void failPending(std::string_view reason);
+  void closeSocket();
+  void scheduleReconnect();
+  void onTimer();
+  void handleClosed();
+  std::string handshake(size_t* requests) const;
+
+  uv_loop_t* loop_;
+  LoopFlusher* flusher_;
+  UpstreamOptions options_;
+  Listener* listener_;
+  State state_ = State::kDown;
+  uv_tcp_t tcp_;
+  uv_connect_t connect_req_;
+  uv_timer_t timer_;  // connect timeout, command timeout, reconnect backoff
+  uv_write_t write_req_;
+  uv_getaddrinfo_t resolve_req_;
+  bool tcp_open_ = false;
+  bool writing_ = false;
+  bool resolving_ = false;
+  int open_handles_ = 0;
+  uint64_t backoff_ms_ = 0;
+  std::string out_;          // queued, not yet written
+  std::string writing_buf_;  // owned by the write in flight
+  std::string frame_;        // buffer_frames: the frame being read
+  std::deque<Pending> fifo_;
+  size_t handshake_left_ = 0;  // handshake replies still expected at the head of the FIFO
+  resp::ReplyFramer framer_;
+};
+
+}  // namespace readthru::backends

@@ -1,0 +1,831 @@
+#include "proxy/client_conn.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "resp/errors.h"
+#include "resp/pubsub_frame.h"
+#include "resp/reply_encoder.h"
+
+namespace readthru {
+namespace {
+
+size_t g_live = 0;
+constexpr size_t kReadChunk = 64 * 1024;
+// Reads land here when the client has no partial request buffered; what a read leaves unparsed
+// is copied to the client's own buffer, so idle clients hold no buffer at all.
+char g_read_buffer[kReadChunk];
+// The command being dispatched; only one is in flight at a time on the loop thread.
+resp::Command g_command;
+
+bool constantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+bool parseInt(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  size_t i = s[0] == '-' ? 1 : 0;
+  if (i == s.size()) return false;
+  int64_t v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = s[0] == '-' ? -v : v;
+  return true;
+}
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+bool validNameChars(std::string_view s) {
+  for (char c : s) {
+    if (c < '!' || c > '~') return false;
+  }
+  return true;
+}
+
+// MONITOR lines look like "+1700000000.123456 [0 127.0.0.1:5000] "GET" "k"".
+bool isMonitorLine(const std::string& frame) {
+  if (frame.size() < 4 || frame[0] != '+') return false;
+  size_t i = 1;
+  while (i < frame.size() && frame[i] >= '0' && frame[i] <= '9') ++i;
+  return i > 1 && i < frame.size() && frame[i] == '.';
+}
+
+}  // namespace
+
+struct ClientConn::WriteReq {
+  uv_write_t req;
+  std::string buf;
+};
+
+size_t ClientConn::liveCount() { return g_live; }
+
+ClientConn::ClientConn(Server* server, uint64_t id)
+    : server_(server), id_(id), parser_(&server->config().parser) {
+  ++g_live;
+  uv_tcp_init(server_->loop(), &tcp_);
+  tcp_.data = this;
+  authenticated_ = server_->config().requirepass.empty();
+  last_active_ = uv_now(server_->loop());
+}
+
+ClientConn::~ClientConn() { --g_live; }
+
+void ClientConn::start(std::string_view reject) {
+  uv_tcp_nodelay(&tcp_, 1);
+  if (!reject.empty()) {
+    ReplySlot* s = newSlot();
+    std::string out;
+    resp::ReplyEncoder(&out, 2).error(reject);
+    s->complete(std::move(out));
+    close_after_flush_ = true;
+    server_->flusher()->mark(this);
+    return;
+  }
+  resumeReading();
+}
+
+void ClientConn::resumeReading() {
+  if (reading_ || closing_ || close_after_flush_) return;
+  reading_ = true;
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&tcp_),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* self = static_cast<ClientConn*>(h->data);
+        if (self->in_.size() == self->in_pos_) {
+          *buf = uv_buf_init(g_read_buffer, kReadChunk);
+          return;
+        }
+        // A partial request is buffered: read straight behind it, sized for a large bulk.
+        size_t used = self->in_.size();
+        size_t want = self->parser_.bytesWanted();
+        size_t have = used - self->in_pos_;
+        size_t chunk = want > have ? std::max(want - have, kReadChunk) : kReadChunk;
+        chunk = std::min<size_t>(chunk, 16 * 1024 * 1024);
+        if (want > have) self->in_.reserve(self->in_pos_ + want);
+        self->in_.resize(used + chunk);
+        *buf = uv_buf_init(self->in_.data() + used, static_cast<unsigned>(chunk));
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        static_cast<ClientConn*>(s->data)->onRead(nread, buf);
+      });
+}
+
+void ClientConn::stopReading() {
+  if (!reading_) return;
+  reading_ = false;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+}
+
+void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
+  bool into_own = buf->base != nullptr && buf->base != g_read_buffer;
+  if (into_own) {
+    size_t start = static_cast<size_t>(buf->base - in_.data());
+    in_.resize(start + (nread > 0 ? static_cast<size_t>(nread) : 0));
+  }
+  if (nread < 0) {
+    // The client went away (or broke): like redis-server, drop it and whatever it was owed.
+    close();
+    return;
+  }
+  if (nread == 0) return;
+  last_active_ = uv_now(server_->loop());
+  if (!into_own) {
+    // Parse straight from the shared buffer; keep only the unparsed rest.
+    size_t consumed = 0;
+    processFrom(g_read_buffer, static_cast<size_t>(nread), &consumed);
+    if (closing_) return;
+    in_.append(g_read_buffer + consumed, static_cast<size_t>(nread) - consumed);
+  } else {
+    processBuffered();
+  }
+  if (closing_) return;
+  if (in_.size() - in_pos_ > server_->config().query_buffer_limit) {
+    log::warning("closing client id={}: query buffer over client_query_buffer_limit", id_);
+    close();
+  }
+}
+
+void ClientConn::processBuffered() {
+  size_t consumed = 0;
+  processFrom(in_.data() + in_pos_, in_.size() - in_pos_, &consumed);
+  if (closing_) return;
+  in_pos_ += consumed;
+  if (in_pos_ == in_.size()) {
+    in_pos_ = 0;
+    if (in_.capacity() > kReadChunk) {
+      std::string().swap(in_);
+    } else {
+      in_.clear();
+    }
+  } else if (in_pos_ > 0 && (in_pos_ >= kReadChunk || in_pos_ * 2 >= in_.size())) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+}
+
+void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
+  *consumed = 0;
+  const size_t max_pending = static_cast<size_t>(server_->config().max_pending_requests);
+  while (!closing_ && !close_after_flush_ && !blocked_) {
+    if (slots_ >= max_pending) {
+      // A fast pipeliner is paused, not dropped: reading resumes once replies drain.
+      paused_ = true;
+      stopReading();
+      break;
+    }
+    size_t used = 0;
+    resp::ParseStatus st =
+        parser_.parse(data + *consumed, len - *consumed, &used, &g_command, authenticated_);
+    if (st == resp::ParseStatus::kNeedMore) {
+      *consumed += used;
+      break;
+    }
+    if (st == resp::ParseStatus::kError) {
+      protocolError(parser_.error());
+      break;
+    }
+    if (!dispatch(g_command)) {
+      // Ordering barrier: the command is parsed again once the replies in flight are back.
+      blocked_ = true;
+      paused_ = true;
+      stopReading();
+      break;
+    }
+    *consumed += used;
+  }
+}
+
+void ClientConn::protocolError(std::string_view message) {
+  log::info("client id={}: {}", id_, message);
+  ReplySlot* s = newSlot();
+  std::string out;
+  resp::ReplyEncoder(&out, protocol_).error(message);
+  s->complete(std::move(out));
+  drainAndClose();
+}
+
+ReplySlot* ClientConn::newSlot() {
+  auto* s = new ReplySlot(this);
+  appendSlot(s);
+  return s;
+}
+
+void ClientConn::appendSlot(ReplySlot* s) {
+  s->prev_ = tail_;
+  s->next_ = nullptr;
+  if (tail_ != nullptr) {
+    tail_->next_ = s;
+  } else {
+    head_ = s;
+  }
+  tail_ = s;
+  ++slots_;
+}
+
+void ClientConn::insertSlotBefore(ReplySlot* s, ReplySlot* before) {
+  s->next_ = before;
+  s->prev_ = before->prev_;
+  if (before->prev_ != nullptr) {
+    before->prev_->next_ = s;
+  } else {
+    head_ = s;
+  }
+  before->prev_ = s;
+  ++slots_;
+}
+
+bool ClientConn::dispatch(const resp::Command& cmd) {
+  const Config& config = server_->config();
+  RouteDecision d = routeCommand(cmd.argv);
+  if (!authenticated_) {
+    // redis-server checks the command's existence and arity before authentication.
+    std::string err;
+    if (d.info == nullptr) {
+      std::string args;
+      for (size_t i = 1; i < cmd.argv.size() && args.size() < 128; ++i) {
+        args += fmt::format("'{}' ", cmd.argv[i].substr(0, 128 - args.size()));
+      }
+      err = fmt::format("ERR unknown command '{}', with args beginning with: {}",
+                        cmd.argv[0].substr(0, 128), args);
+    } else if ((d.info->arity > 0 && d.info->arity != static_cast<int>(cmd.argv.size())) ||
+               static_cast<int>(cmd.argv.size()) < -d.info->arity) {
+      err = fmt::format("ERR wrong number of arguments for '{}' command", d.info->name);
+    } else if (!(d.info->flags & resp::kFlagNoAuth)) {
+      err = std::string(resp::err::kNoAuth);
+    }
+    if (!err.empty()) {
+      ReplySlot* s = newSlot();
+      std::string out;
+      resp::ReplyEncoder(&out, protocol_).error(err);
+      s->complete(std::move(out));
+      server_->flusher()->mark(this);
+      return true;
+    }
+  }
+  if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
+    ReplySlot* s = newSlot();
+    answerLocal(cmd, d, s);
+    server_->flusher()->mark(this);
+    return true;
+  }
+  backends::UpstreamConn* target = nullptr;
+  if (pinned_ != nullptr && d.route != Route::kPin && pinned_->pending() == 0 && pinReleasable()) {
+    unpin();
+  }
+  if (pinned_ != nullptr) {
+    target = pinned_;
+  } else if (d.route == Route::kPin) {
+    if (inflight_ > 0) return false;
+    pin();
+    target = pinned_;
+  } else {
+    target = server_->pool()->shared(id_, protocol_);
+    if (target == nullptr) {
+      ReplySlot* s = newSlot();
+      std::string out;
+      resp::ReplyEncoder(&out, protocol_).error(resp::err::kUpstreamUnavailable);
+      s->complete(std::move(out));
+      server_->flusher()->mark(this);
+      return true;
+    }
+  }
+  if (inflight_ > 0 && inflight_conn_ != target) return false;
+  (void)config;
+  forward(cmd, d, target);
+  return true;
+}
+
+void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
+                         backends::UpstreamConn* conn) {
+  ReplySlot* s = newSlot();
+  s->awaiting_ = true;
+  s->effect_ = d.effect;
+  size_t nargs = cmd.argv.size() - 1;
+  switch (d.effect) {
+    case StateEffect::kSubscribe:
+      s->frames_left_ = nargs > 0 ? static_cast<int>(nargs) : 1;
+      break;
+    case StateEffect::kUnsubscribe:
+      if (nargs > 0) {
+        s->frames_left_ = static_cast<int>(nargs);
+      } else {
+        s->frames_left_ = -1;
+        char k = static_cast<char>(tolower(static_cast<unsigned char>(cmd.argv[0][0])));
+        s->unsubscribe_kind_ = k == 'u' ? 'c' : k;
+      }
+      break;
+    case StateEffect::kSelect:
+      if (nargs == 1) parseInt(cmd.argv[1], &s->select_db_);
+      break;
+    case StateEffect::kMulti:
+      in_multi_ = true;
+      break;
+    case StateEffect::kExecOrDiscard:
+      in_multi_ = false;
+      watching_ = false;
+      break;
+    case StateEffect::kWatch:
+      if (!in_multi_) watching_ = true;
+      break;
+    case StateEffect::kUnwatch:
+      if (!in_multi_) watching_ = false;
+      break;
+    case StateEffect::kSticky:
+      sticky_ = true;
+      break;
+    default:
+      break;
+  }
+  ++inflight_;
+  inflight_conn_ = conn;
+  if (cmd.is_inline) {
+    std::string req;
+    resp::ReplyEncoder e(&req, 2);
+    e.arrayHeader(cmd.argv.size());
+    for (auto a : cmd.argv) e.bulk(a);
+    conn->send(req, s);
+  } else {
+    conn->send(cmd.raw, s);
+  }
+}
+
+void ClientConn::pin() {
+  pinned_ = server_->pool()->pinned(protocol_, static_cast<int>(db_), name_, this);
+}
+
+bool ClientConn::pinReleasable() const {
+  return !in_multi_ && !watching_ && !inPubsub() && !monitor_ && !sticky_ && db_ == 0;
+}
+
+void ClientConn::unpin() {
+  backends::UpstreamConn* p = pinned_;
+  pinned_ = nullptr;
+  if (inflight_conn_ == p) inflight_conn_ = nullptr;
+  p->close();
+}
+
+void ClientConn::resetState() {
+  in_multi_ = watching_ = monitor_ = sticky_ = false;
+  pubsub_.reset();
+  db_ = 0;
+  protocol_ = 2;
+  name_.clear();
+  authenticated_ = server_->config().requirepass.empty();
+}
+
+size_t ClientConn::subscriptionsLeft(char kind) const {
+  if (!pubsub_) return 0;
+  switch (kind) {
+    case 'p':
+      return pubsub_->patterns.size();
+    case 's':
+      return pubsub_->shard_channels.size();
+    default:
+      return pubsub_->channels.size();
+  }
+}
+
+void ClientConn::slotProgress(ReplySlot* slot) {
+  if (slot == head_) server_->flusher()->mark(this);
+}
+
+void ClientConn::slotFinished(ReplySlot* slot, bool failed) {
+  if (inflight_ > 0 && --inflight_ == 0) inflight_conn_ = nullptr;
+  applyEffect(slot, failed);
+  server_->flusher()->mark(this);
+}
+
+void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
+  if (failed) return;
+  const std::string& r = slot->data_;
+  switch (slot->effect_) {
+    case StateEffect::kSelect:
+      if (r.rfind("+OK", 0) == 0) db_ = slot->select_db_;
+      break;
+    case StateEffect::kMonitor:
+      if (r.rfind("+OK", 0) == 0) monitor_ = true;
+      break;
+    case StateEffect::kReset:
+      if (r.rfind("+RESET", 0) == 0) resetState();
+      break;
+    default:
+      break;
+  }
+}
+
+void ClientConn::trackPubsub(const std::string& frame) {
+  resp::PubsubFrame f = resp::peekPubsubFrame(frame);
+  if (!resp::isSubscribeReply(f.kind) || f.channel_is_nil) return;
+  if (!pubsub_) pubsub_ = std::make_unique<PubsubState>();
+  std::string ch(f.channel);
+  switch (f.kind) {
+    case resp::PubsubKind::kSubscribe:
+      pubsub_->channels.insert(ch);
+      break;
+    case resp::PubsubKind::kPsubscribe:
+      pubsub_->patterns.insert(ch);
+      break;
+    case resp::PubsubKind::kSsubscribe:
+      pubsub_->shard_channels.insert(ch);
+      break;
+    case resp::PubsubKind::kUnsubscribe:
+      pubsub_->channels.erase(ch);
+      break;
+    case resp::PubsubKind::kPunsubscribe:
+      pubsub_->patterns.erase(ch);
+      break;
+    case resp::PubsubKind::kSunsubscribe:
+      pubsub_->shard_channels.erase(ch);
+      break;
+    default:
+      break;
+  }
+}
+
+bool ClientConn::onUpstreamFrame(backends::UpstreamConn* conn, std::string& frame) {
+  if (frame.empty()) return false;
+  auto* head = static_cast<ReplySlot*>(conn->headTarget());
+  bool unsolicited = false;
+  char t = frame[0];
+  if (monitor_ && isMonitorLine(frame)) {
+    unsolicited = true;
+  } else if (t == '>' ||
+             (t == '*' &&
+              (inPubsub() || (head != nullptr && (head->effect_ == StateEffect::kSubscribe ||
+                                                  head->effect_ == StateEffect::kUnsubscribe))))) {
+    resp::PubsubFrame f = resp::peekPubsubFrame(frame);
+    if (resp::isSubscribeReply(f.kind)) {
+      trackPubsub(frame);
+      // Redis may also unsubscribe on its own (a shard channel's slot moved): nobody asked.
+      unsolicited = head == nullptr || (head->effect_ != StateEffect::kSubscribe &&
+                                        head->effect_ != StateEffect::kUnsubscribe);
+    } else if (resp::isMessage(f.kind) || f.kind == resp::PubsubKind::kInvalidate ||
+               f.kind == resp::PubsubKind::kOtherPush) {
+      unsolicited = true;
+    }
+  }
+  if (!unsolicited) return false;
+  if (closing_) return true;
+  auto* s = new ReplySlot(this);
+  s->complete(std::move(frame));
+  // Before the reply this connection owes next, so the client sees the upstream's order.
+  if (head != nullptr && head->client_ == this) {
+    insertSlotBefore(s, head);
+  } else {
+    appendSlot(s);
+  }
+  server_->flusher()->mark(this);
+  return true;
+}
+
+void ClientConn::onUpstreamDown(backends::UpstreamConn* conn, std::string_view reason) {
+  if (conn != pinned_) return;
+  // The connection's state (transaction, subscriptions, db) is gone; so goes the client, after
+  // the replies it is owed, as if redis-server had closed it.
+  log::info("client id={}: pinned upstream connection lost ({}); closing the client", id_, reason);
+  pinned_ = nullptr;
+  if (inflight_conn_ == conn) inflight_conn_ = nullptr;
+  conn->close();
+  drainAndClose();
+}
+
+bool ClientConn::idleExempt() const {
+  return pinned_ != nullptr && (inPubsub() || monitor_ || inflight_ > 0);
+}
+
+size_t ClientConn::outputBytes() const {
+  return out_.size() + (write_ != nullptr ? write_->buf.size() : 0);
+}
+
+void ClientConn::flush() {
+  if (closing_) return;
+  if (blocked_ && inflight_ == 0) {
+    blocked_ = false;
+    processBuffered();
+    if (closing_) return;
+  }
+  while (head_ != nullptr) {
+    ReplySlot* s = head_;
+    if (!s->data_.empty()) {
+      if (out_.empty()) {
+        out_.swap(s->data_);
+      } else {
+        out_.append(s->data_);
+        s->data_.clear();
+      }
+      if (!s->done_) s->streamed_ = true;
+    }
+    if (!s->done_) break;
+    head_ = s->next_;
+    if (head_ != nullptr) {
+      head_->prev_ = nullptr;
+    } else {
+      tail_ = nullptr;
+    }
+    --slots_;
+    delete s;
+  }
+  if (!out_.empty() && write_ == nullptr) {
+    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+      close();
+      return;
+    }
+    size_t written = n > 0 ? static_cast<size_t>(n) : 0;
+    if (written == out_.size()) {
+      out_.clear();
+      if (out_.capacity() > kReadChunk) std::string().swap(out_);
+    } else {
+      write_ = new WriteReq;
+      write_->req.data = this;
+      write_->buf.assign(out_, written);
+      std::string().swap(out_);
+      b = uv_buf_init(write_->buf.data(), static_cast<unsigned>(write_->buf.size()));
+      int rc = uv_write(&write_->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
+                        [](uv_write_t* req, int status) {
+                          auto* self = static_cast<ClientConn*>(req->data);
+                          delete self->write_;
+                          self->write_ = nullptr;
+                          if (self->closing_) return;
+                          if (status < 0) {
+                            self->close();
+                            return;
+                          }
+                          self->server_->flusher()->mark(self);
+                        });
+      if (rc != 0) {
+        delete write_;
+        write_ = nullptr;
+        close();
+        return;
+      }
+    }
+  }
+  // Output limits, as redis-server's client-output-buffer-limit (normal and pubsub classes).
+  const Config& config = server_->config();
+  size_t pending = outputBytes();
+  bool pubsub = inPubsub();
+  uint64_t hard = pubsub ? config.output_hard_limit_pubsub : config.output_hard_limit_normal;
+  if (hard > 0 && pending > hard) {
+    log::warning("closing client id={}: output buffer {} bytes over the {} limit", id_, pending,
+                 pubsub ? "pubsub" : "normal");
+    close();
+    return;
+  }
+  if (pubsub && config.output_soft_limit_pubsub > 0) {
+    uint64_t now = uv_now(server_->loop());
+    if (pending > config.output_soft_limit_pubsub) {
+      if (soft_limit_since_ == 0) soft_limit_since_ = now;
+      if (now - soft_limit_since_ >= config.output_soft_seconds_pubsub * 1000) {
+        log::warning("closing client id={}: output buffer over the pubsub soft limit", id_);
+        close();
+        return;
+      }
+    } else {
+      soft_limit_since_ = 0;
+    }
+  }
+  if (paused_ && !blocked_ && slots_ <= static_cast<size_t>(config.max_pending_requests) / 2) {
+    paused_ = false;
+    resumeReading();
+    processBuffered();
+    if (closing_) return;
+  }
+  if (close_after_flush_ && head_ == nullptr && out_.empty() && write_ == nullptr) close();
+}
+
+void ClientConn::drainAndClose() {
+  close_after_flush_ = true;
+  stopReading();
+  server_->flusher()->mark(this);
+}
+
+void ClientConn::close() {
+  if (closing_) return;
+  closing_ = true;
+  stopReading();
+  if (pinned_ != nullptr) {
+    // Fails our slots on it synchronously; nothing on it points at them afterwards.
+    backends::UpstreamConn* p = pinned_;
+    pinned_ = nullptr;
+    p->close();
+  }
+  ReplySlot* s = head_;
+  while (s != nullptr) {
+    ReplySlot* next = s->next_;
+    if (s->awaiting_) {
+      s->client_ = nullptr;  // an orphan: its upstream entry frees it
+      s->data_.clear();
+    } else {
+      delete s;
+    }
+    s = next;
+  }
+  head_ = tail_ = nullptr;
+  slots_ = 0;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
+    auto* self = static_cast<ClientConn*>(h->data);
+    self->server_->flusher()->forget(self);
+    self->server_->removeClient(self);
+    delete self;
+  });
+}
+
+void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, ReplySlot* slot) {
+  std::string out;
+  switch (d.local) {
+    case LocalCommand::kAuth:
+      answerAuth(cmd, &out);
+      break;
+    case LocalCommand::kHello:
+      answerHello(cmd, &out);
+      break;
+    case LocalCommand::kQuit:
+      resp::ReplyEncoder(&out, protocol_).ok();
+      drainAndClose();
+      break;
+    case LocalCommand::kReset:
+      resetState();
+      resp::ReplyEncoder(&out, 2).simple("RESET");
+      break;
+    default:
+      answerClient(cmd, d.local, &out);
+      break;
+  }
+  slot->complete(std::move(out));
+}
+
+bool ClientConn::checkPassword(std::string_view user, std::string_view pass) const {
+  const std::string& required = server_->config().requirepass;
+  if (user != "default") return false;
+  if (required.empty()) return true;  // the default user has no password: any is accepted
+  return constantTimeEquals(pass, required);
+}
+
+void ClientConn::answerAuth(const resp::Command& cmd, std::string* out) {
+  resp::ReplyEncoder e(out, protocol_);
+  size_t argc = cmd.argv.size();
+  if (argc < 2) {
+    e.error("ERR wrong number of arguments for 'auth' command");
+    return;
+  }
+  if (argc > 3) {
+    e.error(resp::err::kSyntax);
+    return;
+  }
+  if (argc == 2 && server_->config().requirepass.empty()) {
+    e.error(resp::err::kAuthNotConfigured);
+    return;
+  }
+  std::string_view user = argc == 3 ? cmd.argv[1] : std::string_view("default");
+  if (checkPassword(user, cmd.argv.back())) {
+    authenticated_ = true;
+    e.ok();
+  } else {
+    log::warning("client id={}: failed AUTH for user '{}'", id_, user.substr(0, 64));
+    e.error(resp::err::kWrongPass);
+  }
+}
+
+void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
+  resp::ReplyEncoder e(out, protocol_);
+  int64_t ver = 0;
+  if (cmd.argv.size() >= 2) {
+    if (!parseInt(cmd.argv[1], &ver)) {
+      e.error(resp::err::kHelloBadProto);
+      return;
+    }
+    if (ver < 2 || ver > 3) {
+      e.error(resp::err::kNoProto);
+      return;
+    }
+  }
+  std::string_view user, pass, name;
+  bool has_auth = false, has_name = false;
+  for (size_t j = 2; j < cmd.argv.size(); ++j) {
+    size_t more = cmd.argv.size() - 1 - j;
+    if (equalsIgnoreCase(cmd.argv[j], "auth") && more >= 2) {
+      user = cmd.argv[j + 1];
+      pass = cmd.argv[j + 2];
+      has_auth = true;
+      j += 2;
+    } else if (equalsIgnoreCase(cmd.argv[j], "setname") && more >= 1) {
+      name = cmd.argv[j + 1];
+      has_name = true;
+      ++j;
+    } else {
+      e.error(fmt::format("ERR Syntax error in HELLO option '{}'", cmd.argv[j]));
+      return;
+    }
+  }
+  if (has_auth) {
+    if (!checkPassword(user, pass)) {
+      log::warning("client id={}: failed HELLO AUTH for user '{}'", id_, user.substr(0, 64));
+      e.error(resp::err::kWrongPass);
+      return;
+    }
+    authenticated_ = true;
+  }
+  if (!authenticated_) {
+    e.error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+        "<proto> AUTH <user> <pass> option can be used to authenticate the client and select "
+        "the RESP protocol version at the same time");
+    return;
+  }
+  if (has_name) {
+    if (!validNameChars(name)) {
+      e.error(resp::err::kClientNameChars);
+      return;
+    }
+    name_ = std::string(name);
+  }
+  if (ver != 0) {
+    if (pinned_ != nullptr && ver != protocol_) {
+      // The dedicated connection speaks the client's protocol; its own HELLO reply is dropped.
+      std::string req;
+      resp::ReplyEncoder::command(&req, {"HELLO", ver == 3 ? "3" : "2"});
+      pinned_->send(req, nullptr);
+    }
+    protocol_ = static_cast<uint8_t>(ver);
+  }
+  if (pinned_ != nullptr && has_name) {
+    std::string req;
+    resp::ReplyEncoder::command(&req, {"CLIENT", "SETNAME", name_});
+    pinned_->send(req, nullptr);
+  }
+  const UpstreamIdentity& id = server_->pool()->identity();
+  resp::ReplyEncoder r(out, protocol_);
+  r.mapHeader(7);
+  r.bulk("server");
+  r.bulk("redis");
+  r.bulk("version");
+  r.bulk(id.version);
+  r.bulk("proto");
+  r.integer(protocol_);
+  r.bulk("id");
+  r.integer(static_cast<int64_t>(id_));
+  r.bulk("mode");
+  r.bulk(id.mode);
+  r.bulk("role");
+  r.bulk(id.role);
+  r.bulk("modules");
+  r.arrayHeader(0);
+}
+
+void ClientConn::answerClient(const resp::Command& cmd, LocalCommand which, std::string* out) {
+  resp::ReplyEncoder e(out, protocol_);
+  size_t argc = cmd.argv.size();
+  auto arity = [&](const char* sub) {
+    e.error(fmt::format("ERR wrong number of arguments for 'client|{}' command", sub));
+  };
+  switch (which) {
+    case LocalCommand::kClientSetName: {
+      if (argc != 3) return arity("setname");
+      if (!validNameChars(cmd.argv[2])) return e.error(resp::err::kClientNameChars);
+      name_ = std::string(cmd.argv[2]);
+      if (pinned_ != nullptr) {
+        std::string req;
+        resp::ReplyEncoder::command(&req, {"CLIENT", "SETNAME", name_});
+        pinned_->send(req, nullptr);
+      }
+      return e.ok();
+    }
+    case LocalCommand::kClientGetName:
+      if (argc != 2) return arity("getname");
+      if (name_.empty()) return e.null();
+      return e.bulk(name_);
+    case LocalCommand::kClientId:
+      if (argc != 2) return arity("id");
+      return e.integer(static_cast<int64_t>(id_));
+    case LocalCommand::kClientSetInfo: {
+      if (argc != 4) return arity("setinfo");
+      std::string attr = lower(cmd.argv[2]);
+      if (attr != "lib-name" && attr != "lib-ver") {
+        return e.error(fmt::format("ERR Unrecognized option '{}'", cmd.argv[2]));
+      }
+      if (!validNameChars(cmd.argv[3])) {
+        return e.error(fmt::format("ERR {} cannot contain spaces, newlines or special characters.",
+                                   cmd.argv[2]));
+      }
+      return e.ok();
+    }
+    default:
+      return e.error("ERR unknown command");
+  }
+}
+
+}  // namespace readthru

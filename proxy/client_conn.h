@@ -1,0 +1,130 @@
+#pragma once
+// ClientConn: one client connection, and the life of its requests:
+//
+//   socket bytes --read--> RequestParser --Command--> routeCommand
+//        local:  answered here, the slot completes at once (AUTH, HELLO, QUIT, CLIENT SETNAME...)
+//        shared: UpstreamPool::shared(id, protocol)->send(raw bytes, slot)
+//        pin:    this client's own UpstreamConn (transactions, pub/sub, blocking, SELECT n)
+//   every request gets a ReplySlot at the tail of the queue when parsed;
+//   slots fill in any order; flush() (once per loop turn) writes the filled prefix in one write.
+//
+// Ordering across connections: a client's requests in flight all go to one upstream connection.
+// When the next request needs another one (the client pins, unpins, or switches protocol), the
+// parser stops until the replies in flight are back, so Redis sees the requests in order.
+//
+// Lifetime: Server owns clients; close() asks for the end, the uv_close callback frees. Slots still
+// awaiting upstream replies are left behind as orphans (see reply_slot.h).
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "backends/loop_flusher.h"
+#include "backends/upstream_conn.h"
+#include "proxy/command_router.h"
+#include "proxy/reply_slot.h"
+#include "resp/request_parser.h"
+
+namespace readthru {
+
+class Server;
+
+class ClientConn final : public backends::Flushable, public backends::UpstreamConn::Listener {
+ public:
+  ClientConn(Server* server, uint64_t id);
+  uv_tcp_t* handle() { return &tcp_; }
+  // Starts reading; `reject` writes that error and closes (maxclients).
+  void start(std::string_view reject = {});
+  void close();
+  // Stops reading new requests and closes once every reply owed has been written.
+  void drainAndClose();
+  void flush() override;
+  uint64_t id() const { return id_; }
+  bool idleExempt() const;
+  uint64_t lastActive() const { return last_active_; }
+
+  // From ReplySlot.
+  void slotProgress(ReplySlot* slot);
+  void slotFinished(ReplySlot* slot, bool failed);
+  // Subscriptions of one kind ('c' channels, 'p' patterns, 's' shard channels) still open.
+  size_t subscriptionsLeft(char kind) const;
+
+  // UpstreamConn::Listener, for the pinned connection.
+  void onUpstreamDown(backends::UpstreamConn* conn, std::string_view reason) override;
+  bool onUpstreamFrame(backends::UpstreamConn* conn, std::string& frame) override;
+
+  static size_t liveCount();
+
+  ClientConn* next_ = nullptr;  // Server's client list
+  ClientConn* prev_ = nullptr;
+
+ private:
+  struct PubsubState {
+    std::set<std::string> channels, patterns, shard_channels;
+    bool empty() const { return channels.empty() && patterns.empty() && shard_channels.empty(); }
+  };
+  struct WriteReq;
+
+  ~ClientConn();
+  void onRead(ssize_t nread, const uv_buf_t* buf);
+  void processBuffered();
+  void processFrom(const char* data, size_t len, size_t* consumed);
+  // Returns false when the command must wait (ordering barrier); nothing was consumed then.
+  bool dispatch(const resp::Command& cmd);
+  void forward(const resp::Command& cmd, const RouteDecision& d, backends::UpstreamConn* conn);
+  void answerLocal(const resp::Command& cmd, const RouteDecision& d, ReplySlot* slot);
+  void answerAuth(const resp::Command& cmd, std::string* out);
+  void answerHello(const resp::Command& cmd, std::string* out);
+  void answerClient(const resp::Command& cmd, LocalCommand which, std::string* out);
+  bool checkPassword(std::string_view user, std::string_view pass) const;
+  ReplySlot* newSlot();
+  void appendSlot(ReplySlot* s);
+  void insertSlotBefore(ReplySlot* s, ReplySlot* before);
+  void protocolError(std::string_view message);
+  void pin();
+  bool pinReleasable() const;
+  void unpin();
+  void resetState();
+  void stopReading();
+  void resumeReading();
+  size_t outputBytes() const;
+  void applyEffect(ReplySlot* slot, bool failed);
+  void trackPubsub(const std::string& frame);
+  bool inPubsub() const { return pubsub_ && !pubsub_->empty(); }
+
+  Server* server_;
+  uint64_t id_;
+  uv_tcp_t tcp_;
+  resp::RequestParser parser_;
+  std::string in_;             // unparsed input (empty when idle: no per-client buffer)
+  size_t in_pos_ = 0;          // first unparsed byte of in_
+  std::string out_;            // reply bytes ready to write
+  WriteReq* write_ = nullptr;  // the uv_write in flight, if any
+  ReplySlot* head_ = nullptr;
+  ReplySlot* tail_ = nullptr;
+  size_t slots_ = 0;
+  size_t inflight_ = 0;  // slots awaiting an upstream reply
+  backends::UpstreamConn* inflight_conn_ = nullptr;
+  backends::UpstreamConn* pinned_ = nullptr;
+  std::unique_ptr<PubsubState> pubsub_;
+  std::string name_;
+  uint64_t last_active_ = 0;
+  uint64_t soft_limit_since_ = 0;  // pubsub output over the soft limit since (ms), 0: not over
+  int64_t db_ = 0;
+  uint8_t protocol_ = 2;
+  bool authenticated_ = false;
+  bool reading_ = false;
+  bool paused_ = false;   // reading stopped: too many replies pending, or waiting on a barrier
+  bool blocked_ = false;  // the next command waits for the replies in flight
+  bool closing_ = false;
+  bool close_after_flush_ = false;
+  bool in_multi_ = false;
+  bool watching_ = false;
+  bool monitor_ = false;
+  bool sticky_ = false;  // pinned by state readthru does not track
+};
+
+}  // namespace readthru

@@ -1,0 +1,138 @@
+#include "proxy/command_router.h"
+
+#include <strings.h>
+
+namespace readthru {
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+namespace {
+
+struct Known {
+  const resp::CommandInfo* auth = resp::findCommand("auth");
+  const resp::CommandInfo* hello = resp::findCommand("hello");
+  const resp::CommandInfo* quit = resp::findCommand("quit");
+  const resp::CommandInfo* reset = resp::findCommand("reset");
+  const resp::CommandInfo* client = resp::findCommand("client");
+  const resp::CommandInfo* multi = resp::findCommand("multi");
+  const resp::CommandInfo* exec = resp::findCommand("exec");
+  const resp::CommandInfo* discard = resp::findCommand("discard");
+  const resp::CommandInfo* watch = resp::findCommand("watch");
+  const resp::CommandInfo* unwatch = resp::findCommand("unwatch");
+  const resp::CommandInfo* select = resp::findCommand("select");
+  const resp::CommandInfo* monitor = resp::findCommand("monitor");
+  const resp::CommandInfo* subscribe = resp::findCommand("subscribe");
+  const resp::CommandInfo* psubscribe = resp::findCommand("psubscribe");
+  const resp::CommandInfo* ssubscribe = resp::findCommand("ssubscribe");
+  const resp::CommandInfo* unsubscribe = resp::findCommand("unsubscribe");
+  const resp::CommandInfo* punsubscribe = resp::findCommand("punsubscribe");
+  const resp::CommandInfo* sunsubscribe = resp::findCommand("sunsubscribe");
+  const resp::CommandInfo* xread = resp::findCommand("xread");
+  const resp::CommandInfo* xreadgroup = resp::findCommand("xreadgroup");
+  const resp::CommandInfo* wait = resp::findCommand("wait");
+  const resp::CommandInfo* waitaof = resp::findCommand("waitaof");
+  const resp::CommandInfo* readonly = resp::findCommand("readonly");
+  const resp::CommandInfo* readwrite = resp::findCommand("readwrite");
+  const resp::CommandInfo* asking = resp::findCommand("asking");
+  const resp::CommandInfo* sync = resp::findCommand("sync");
+  const resp::CommandInfo* psync = resp::findCommand("psync");
+};
+
+const Known& known() {
+  static const Known k;
+  return k;
+}
+
+// CLIENT subcommands that leave the connection as it was, so a shared connection may run them.
+bool clientSubcommandIsStateless(std::string_view sub) {
+  static constexpr std::string_view kStateless[] = {
+      "list", "info", "kill", "pause", "unpause", "help", "getredir", "trackinginfo", "unblock",
+  };
+  for (auto s : kStateless) {
+    if (equalsIgnoreCase(sub, s)) return true;
+  }
+  return false;
+}
+
+bool hasBlockArgument(const std::vector<std::string_view>& argv) {
+  for (size_t i = 1; i < argv.size(); ++i) {
+    if (equalsIgnoreCase(argv[i], "block")) return true;
+    if (equalsIgnoreCase(argv[i], "streams")) return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
+  RouteDecision d;
+  const Known& k = known();
+  d.info = resp::findCommand(argv[0]);
+  const resp::CommandInfo* c = d.info;
+  if (c == nullptr) return d;
+  auto local = [&](LocalCommand l) {
+    d.route = Route::kLocal;
+    d.local = l;
+    return d;
+  };
+  auto pin = [&](StateEffect e) {
+    d.route = Route::kPin;
+    d.effect = e;
+    return d;
+  };
+  if (c == k.auth) return local(LocalCommand::kAuth);
+  if (c == k.hello) return local(LocalCommand::kHello);
+  if (c == k.quit) return local(LocalCommand::kQuit);
+  if (c == k.reset) {
+    d.effect = StateEffect::kReset;
+    return local(LocalCommand::kReset);
+  }
+  if (c == k.client) {
+    if (argv.size() < 2) return d;  // Redis answers the arity error
+    std::string_view sub = argv[1];
+    if (equalsIgnoreCase(sub, "setname")) return local(LocalCommand::kClientSetName);
+    if (equalsIgnoreCase(sub, "getname")) return local(LocalCommand::kClientGetName);
+    if (equalsIgnoreCase(sub, "id")) return local(LocalCommand::kClientId);
+    if (equalsIgnoreCase(sub, "setinfo")) return local(LocalCommand::kClientSetInfo);
+    if (clientSubcommandIsStateless(sub)) return d;
+    return pin(StateEffect::kSticky);
+  }
+  if (c == k.multi) return pin(StateEffect::kMulti);
+  if (c == k.watch) return pin(StateEffect::kWatch);
+  if (c == k.exec || c == k.discard) {
+    d.effect = StateEffect::kExecOrDiscard;
+    return d;
+  }
+  if (c == k.unwatch) {
+    d.effect = StateEffect::kUnwatch;
+    return d;
+  }
+  if (c == k.subscribe || c == k.psubscribe || c == k.ssubscribe) {
+    return pin(StateEffect::kSubscribe);
+  }
+  if (c == k.unsubscribe || c == k.punsubscribe || c == k.sunsubscribe) {
+    d.effect = StateEffect::kUnsubscribe;
+    return d;
+  }
+  if (c == k.select) {
+    d.effect = StateEffect::kSelect;
+    // SELECT 0 is where shared connections already are.
+    if (argv.size() == 2 && argv[1] == "0") return d;
+    return pin(StateEffect::kSelect);
+  }
+  if (c == k.monitor) return pin(StateEffect::kMonitor);
+  if (c == k.xread || c == k.xreadgroup) {
+    if (hasBlockArgument(argv)) return pin(StateEffect::kNone);
+    return d;
+  }
+  if (c == k.wait || (k.waitaof != nullptr && c == k.waitaof)) return pin(StateEffect::kNone);
+  if (c == k.readonly || c == k.readwrite || c == k.asking || c == k.sync || c == k.psync) {
+    return pin(StateEffect::kSticky);
+  }
+  if (c->flags & resp::kFlagBlocking) return pin(StateEffect::kNone);
+  return d;
+}
+
+}  // namespace readthru

@@ -1,0 +1,58 @@
+#pragma once
+// CommandRouter: decides where one command goes, from the command table and the client's state.
+//   local   readthru answers it (AUTH, HELLO, QUIT, RESET, CLIENT SETNAME/GETNAME/ID/SETINFO)
+//   shared  a multiplexed upstream connection
+//   pin     the command changes connection state: the client moves to a dedicated connection
+//           (MULTI, WATCH, the SUBSCRIBE family, blocking commands, SELECT n, MONITOR, CLIENT
+//           REPLY/TRACKING/NO-EVICT/NO-TOUCH and any CLIENT subcommand newer than the table)
+// A pinned client sends everything but the local commands to its own connection.
+
+#include <string_view>
+#include <vector>
+
+#include "resp/command_table.h"
+
+namespace readthru {
+
+enum class Route { kLocal, kShared, kPin };
+
+// What readthru answers itself, and how; kNone for anything forwarded.
+enum class LocalCommand {
+  kNone,
+  kAuth,
+  kHello,
+  kQuit,
+  kReset,
+  kClientSetName,
+  kClientGetName,
+  kClientId,
+  kClientSetInfo,
+};
+
+// How the reply to a forwarded command changes the client's connection state.
+enum class StateEffect {
+  kNone,
+  kMulti,
+  kExecOrDiscard,
+  kWatch,
+  kUnwatch,
+  kSubscribe,    // SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE: one reply per channel
+  kUnsubscribe,  // the UNSUBSCRIBE family: one reply per channel, or per subscription when bare
+  kSelect,
+  kMonitor,
+  kReset,
+  kSticky,  // state readthru does not track (CLIENT REPLY, TRACKING, READONLY): pinned for good
+};
+
+struct RouteDecision {
+  Route route = Route::kShared;
+  LocalCommand local = LocalCommand::kNone;
+  StateEffect effect = StateEffect::kNone;
+  const resp::CommandInfo* info = nullptr;  // nullptr: unknown to the table (forwarded as is)
+};
+
+RouteDecision routeCommand(const std::vector<std::string_view>& argv);
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b);
+
+}  // namespace readthru

@@ -1,0 +1,113 @@
+// readthru: a Redis-compatible caching proxy. See README.md for the life of a request.
+//
+// Exit codes: 0 clean stop (SIGTERM/SIGINT) or a good --check-config; 1 bad command line or
+// config; 2 cannot start (listen address in use, ...); 3 objects left alive at exit (a bug).
+
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "backends/upstream_conn.h"
+#include "proxy/client_conn.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+namespace {
+
+void usage(FILE* f) {
+  fprintf(f,
+          "Usage: readthru [--config FILE] [--listen HOST:PORT] [--upstream HOST:PORT]\n"
+          "                [--check-config] [--version] [--help]\n"
+          "\n"
+          "  --config FILE         TOML configuration (see conf/readthru.toml)\n"
+          "  --listen HOST:PORT    address for clients (default 127.0.0.1:6380)\n"
+          "  --upstream HOST:PORT  the Redis to forward to (default 127.0.0.1:6379)\n"
+          "  --check-config        validate the configuration and exit\n"
+          "  --version             print the version and exit\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace readthru;
+  Config config;
+  std::string config_path, listen, upstream;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "readthru: %s needs a value\n", a.c_str());
+        return false;
+      }
+      *out = argv[++i];
+      return true;
+    };
+    if (a == "--config" || a == "-c") {
+      if (!value(&config_path)) return 1;
+    } else if (a == "--listen") {
+      if (!value(&listen)) return 1;
+    } else if (a == "--upstream") {
+      if (!value(&upstream)) return 1;
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--version" || a == "-v") {
+      printf("readthru %s\n", READTHRU_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "readthru: unknown option '%s'\n", a.c_str());
+      usage(stderr);
+      return 1;
+    }
+  }
+  std::string error;
+  if (!config_path.empty() && !loadConfigFile(config_path, &config, &error)) {
+    fprintf(stderr, "readthru: bad config: %s\n", error.c_str());
+    return 1;
+  }
+  if (!listen.empty() && !parseHostPort(listen, &config.listen)) {
+    fprintf(stderr, "readthru: --listen '%s' is not HOST:PORT\n", listen.c_str());
+    return 1;
+  }
+  if (!upstream.empty() && !parseHostPort(upstream, &config.upstream)) {
+    fprintf(stderr, "readthru: --upstream '%s' is not HOST:PORT\n", upstream.c_str());
+    return 1;
+  }
+  if (check_only) {
+    printf("readthru: configuration OK\n");
+    return 0;
+  }
+  log::Level level;
+  log::parseLevel(config.log_level, &level);
+  log::setLevel(level);
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc = 0;
+  {
+    Server server(&loop, config);
+    if (!server.start(&error)) {
+      log::error("{}", error);
+      server.shutdown("startup failure");
+      rc = 2;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  if (uv_loop_close(&loop) != 0) {
+    log::error("event loop still has open handles at exit");
+    if (rc == 0) rc = 3;
+  }
+  if (ClientConn::liveCount() != 0 || backends::UpstreamConn::liveCount() != 0) {
+    log::error("objects alive at exit: {} clients, {} upstream connections",
+               ClientConn::liveCount(), backends::UpstreamConn::liveCount());
+    if (rc == 0) rc = 3;
+  }
+  if (rc == 0) log::info("readthru stopped");
+  return rc;
+}

@@ -1,0 +1,49 @@
+#pragma once
+// ReplySlot: the place in a client's reply queue that one request's reply will fill. Every request
+// gets a slot when it is parsed, so replies leave in request order however they are produced:
+// by an upstream connection, by readthru itself, or (later) by a loader.
+//
+// Ownership: a slot belongs to its client's queue until the client goes away. Slots then still
+// waiting for an upstream reply become orphans owned by that connection's FIFO entry; they drop
+// their reply bytes and free themselves when the reply ends (replyDone without more, or
+// replyFailed). A slot is never freed while an upstream entry points at it.
+
+#include <cstdint>
+#include <string>
+
+#include "backends/reply_target.h"
+#include "proxy/command_router.h"
+
+namespace readthru {
+
+class ClientConn;
+
+class ReplySlot final : public backends::ReplyTarget {
+ public:
+  explicit ReplySlot(ClientConn* client) : client_(client) {}
+
+  void replyData(const char* data, size_t len) override;
+  void replyFrame(std::string& frame) override;
+  bool replyDone(char type) override;
+  void replyFailed(std::string_view error) override;
+
+  // Completes the slot with a reply readthru wrote itself.
+  void complete(std::string&& bytes) {
+    data_ = std::move(bytes);
+    done_ = true;
+  }
+
+  ClientConn* client_;         // nullptr: orphan
+  ReplySlot* next_ = nullptr;  // the client's queue, oldest first
+  ReplySlot* prev_ = nullptr;
+  std::string data_;  // reply bytes not yet handed to the client's output
+  bool done_ = false;
+  bool awaiting_ = false;  // an upstream FIFO entry points at this slot
+  bool streamed_ = false;  // part of the reply already went to the client's output
+  StateEffect effect_ = StateEffect::kNone;
+  int frames_left_ = 1;        // replies still expected; -1: bare UNSUBSCRIBE (until none left)
+  char unsubscribe_kind_ = 0;  // 'c', 'p' or 's' for the bare UNSUBSCRIBE family
+  int64_t select_db_ = 0;
+};
+
+}  // namespace readthru

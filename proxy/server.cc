@@ -1,0 +1,159 @@
+#include "proxy/server.h"
+
+#include "proxy/client_conn.h"
+#include "proxy/log.h"
+#include "resp/errors.h"
+
+namespace readthru {
+
+Server::Server(uv_loop_t* loop, const Config& config)
+    : loop_(loop), config_(config), flusher_(loop), pool_(loop, &flusher_, config) {
+  uv_tcp_init(loop_, &listener_);
+  listener_.data = this;
+  uv_timer_init(loop_, &idle_timer_);
+  idle_timer_.data = this;
+  uv_timer_init(loop_, &deadline_);
+  deadline_.data = this;
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sigpipe_}) {
+    uv_signal_init(loop_, s);
+    s->data = this;
+  }
+}
+
+bool Server::start(std::string* error) {
+  sockaddr_storage addr{};
+  const char* host = config_.listen.host.c_str();
+  if (uv_ip4_addr(host, config_.listen.port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(host, config_.listen.port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    *error = fmt::format("listen address '{}' is not an IP address", config_.listen.host);
+    return false;
+  }
+  int rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, [](uv_stream_t* s, int status) {
+      static_cast<Server*>(s->data)->onConnection(status);
+    });
+  }
+  if (rc != 0) {
+    *error = fmt::format("cannot listen on {}:{}: {}", config_.listen.host, config_.listen.port,
+                         uv_strerror(rc));
+    return false;
+  }
+  listening_ = true;
+  pool_.start();
+  uv_signal_start(
+      &sigterm_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->shutdown("SIGTERM"); },
+      SIGTERM);
+  uv_signal_start(
+      &sigint_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->shutdown("SIGINT"); },
+      SIGINT);
+  // A client that vanished must not kill the daemon on write: EPIPE is handled per connection.
+  uv_signal_start(
+      &sigpipe_, [](uv_signal_t*, int) {}, SIGPIPE);
+  if (config_.idle_timeout_ms > 0) {
+    uint64_t every = std::min<uint64_t>(1000, config_.idle_timeout_ms);
+    uv_timer_start(
+        &idle_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->onIdleTimer(); }, every,
+        every);
+  }
+  log::info("readthru {} listening on {}:{}, upstream {}:{}", READTHRU_VERSION, config_.listen.host,
+            config_.listen.port, config_.upstream.host, config_.upstream.port);
+  return true;
+}
+
+void Server::onConnection(int status) {
+  if (status != 0 || shutting_down_) return;
+  auto* c = new ClientConn(this, next_client_id_++);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
+                reinterpret_cast<uv_stream_t*>(c->handle())) != 0) {
+    ++clients_;  // close() ends in removeClient
+    c->next_ = clients_head_;
+    if (clients_head_ != nullptr) clients_head_->prev_ = c;
+    clients_head_ = c;
+    c->close();
+    return;
+  }
+  bool full = static_cast<int>(clients_) >= config_.maxclients;
+  ++clients_;
+  c->next_ = clients_head_;
+  if (clients_head_ != nullptr) clients_head_->prev_ = c;
+  clients_head_ = c;
+  if (full) {
+    log::warning("max number of clients reached ({})", config_.maxclients);
+    c->start(resp::err::kMaxClients);
+  } else {
+    c->start();
+  }
+}
+
+void Server::removeClient(ClientConn* c) {
+  if (c->prev_ != nullptr) {
+    c->prev_->next_ = c->next_;
+  } else {
+    clients_head_ = c->next_;
+  }
+  if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
+  --clients_;
+  if (shutting_down_) maybeFinish();
+}
+
+void Server::onIdleTimer() {
+  uint64_t now = uv_now(loop_);
+  for (ClientConn* c = clients_head_; c != nullptr;) {
+    ClientConn* next = c->next_;
+    if (!c->idleExempt() && now - c->lastActive() > config_.idle_timeout_ms) {
+      log::debug("closing idle client id={}", c->id());
+      c->close();
+    }
+    c = next;
+  }
+}
+
+void Server::shutdown(const char* why) {
+  if (shutting_down_) {
+    log::warning("{} again: closing every client now", why);
+    for (ClientConn* c = clients_head_; c != nullptr; c = c->next_) c->close();
+    return;
+  }
+  shutting_down_ = true;
+  log::info("{} received: no new connections; finishing the replies owed (up to {} ms)", why,
+            config_.shutdown_timeout_ms);
+  if (listening_) {
+    listening_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  }
+  uv_timer_stop(&idle_timer_);
+  for (ClientConn* c = clients_head_; c != nullptr; c = c->next_) c->drainAndClose();
+  uv_timer_start(
+      &deadline_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        log::warning("shutdown deadline reached: closing {} clients", self->clients_);
+        for (ClientConn* c = self->clients_head_; c != nullptr;) {
+          ClientConn* next = c->next_;
+          c->close();
+          c = next;
+        }
+      },
+      config_.shutdown_timeout_ms, 0);
+  maybeFinish();
+}
+
+void Server::maybeFinish() {
+  if (finished_ || clients_ > 0) return;
+  finished_ = true;
+  pool_.close();
+  flusher_.close();
+  if (listening_) {
+    listening_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  }
+  for (uv_handle_t* h :
+       {reinterpret_cast<uv_handle_t*>(&idle_timer_), reinterpret_cast<uv_handle_t*>(&deadline_),
+        reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
+        reinterpret_cast<uv_handle_t*>(&sigpipe_)}) {
+    uv_close(h, nullptr);
+  }
+}
+
+}  // namespace readthru

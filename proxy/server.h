@@ -1,0 +1,60 @@
+#pragma once
+// Server: the listening socket, the set of clients, the shared pieces every client uses (config,
+// upstream pool, loop flusher), idle timeouts, and the orderly stop on SIGTERM/SIGINT:
+// stop accepting, let every client receive the replies it is owed (up to shutdown_timeout),
+// close everything, and let the loop run dry so main returns 0.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+#include "backends/loop_flusher.h"
+#include "proxy/config.h"
+#include "proxy/upstream_pool.h"
+
+namespace readthru {
+
+class ClientConn;
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, const Config& config);
+  // Binds and listens; false with `error` set when it cannot.
+  bool start(std::string* error);
+  void shutdown(const char* why);
+
+  uv_loop_t* loop() { return loop_; }
+  const Config& config() const { return config_; }
+  backends::LoopFlusher* flusher() { return &flusher_; }
+  UpstreamPool* pool() { return &pool_; }
+  size_t clientCount() const { return clients_; }
+  bool shuttingDown() const { return shutting_down_; }
+
+  // Called from ClientConn's close callback.
+  void removeClient(ClientConn* c);
+
+ private:
+  void onConnection(int status);
+  void onIdleTimer();
+  void maybeFinish();
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  backends::LoopFlusher flusher_;
+  UpstreamPool pool_;
+  uv_tcp_t listener_;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  uv_signal_t sigpipe_;
+  uv_timer_t idle_timer_;
+  uv_timer_t deadline_;
+  ClientConn* clients_head_ = nullptr;
+  size_t clients_ = 0;
+  uint64_t next_client_id_ = 1;
+  bool listening_ = false;
+  bool shutting_down_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace readthru

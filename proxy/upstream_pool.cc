@@ -1,0 +1,145 @@
+#include "proxy/upstream_pool.h"
+
+#include <hiredis/hiredis.h>
+
+#include "proxy/log.h"
+#include "resp/reply_encoder.h"
+
+namespace readthru {
+// Reads the upstream's HELLO reply (a RESP2 array of field/value pairs) with hiredis's reader:
+// it is a reply readthru inspects, flat and small, which is what that reader is for.
+class IdentityProbe final : public backends::ReplyTarget {
+ public:
+  explicit IdentityProbe(UpstreamIdentity* out) : out_(out) {}
+  void replyData(const char* data, size_t len) override { bytes_.append(data, len); }
+  bool replyDone(char) override {
+    redisReader* r = redisReaderCreate();
+    redisReaderFeed(r, bytes_.data(), bytes_.size());
+    void* reply = nullptr;
+    if (redisReaderGetReply(r, &reply) == REDIS_OK && reply != nullptr) {
+      auto* rep = static_cast<redisReply*>(reply);
+      if (rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+          redisReply* k = rep->element[i];
+          redisReply* v = rep->element[i + 1];
+          if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+          std::string_view key(k->str, k->len);
+          std::string value(v->str, v->len);
+          if (key == "version") out_->version = value;
+          if (key == "mode") out_->mode = value;
+          if (key == "role") out_->role = value;
+        }
+      }
+      freeReplyObject(reply);
+    }
+    redisReaderFree(r);
+    bytes_.clear();
+    in_flight_ = false;
+    return false;
+  }
+  void replyFailed(std::string_view) override {
+    bytes_.clear();
+    in_flight_ = false;
+  }
+  bool in_flight_ = false;
+
+ private:
+  UpstreamIdentity* out_;
+  std::string bytes_;
+};
+
+UpstreamPool::UpstreamPool(uv_loop_t* loop, backends::LoopFlusher* flusher, const Config& config)
+    : loop_(loop),
+      flusher_(flusher),
+      config_(config),
+      probe_(std::make_unique<IdentityProbe>(&identity_)) {}
+
+UpstreamPool::~UpstreamPool() = default;
+
+backends::UpstreamOptions UpstreamPool::options(int protocol) const {
+  backends::UpstreamOptions o;
+  o.host = config_.upstream.host;
+  o.port = config_.upstream.port;
+  o.username = config_.upstream_username;
+  o.password = config_.upstream_password;
+  o.protocol = protocol;
+  o.connect_timeout_ms = config_.connect_timeout_ms;
+  o.command_timeout_ms = config_.command_timeout_ms;
+  return o;
+}
+
+std::vector<backends::UpstreamConn*>& UpstreamPool::conns(int protocol) {
+  auto& v = protocol == 3 ? resp3_ : resp2_;
+  if (v.empty()) {
+    for (int i = 0; i < config_.upstream_connections; ++i) {
+      auto* c = new backends::UpstreamConn(loop_, flusher_, options(protocol), this);
+      v.push_back(c);
+      c->connect();
+    }
+  }
+  return v;
+}
+
+void UpstreamPool::start() { conns(2); }
+
+bool UpstreamPool::up() const {
+  for (auto* c : resp2_) {
+    if (c->state() == backends::UpstreamConn::State::kReady) return true;
+  }
+  return false;
+}
+
+backends::UpstreamConn* UpstreamPool::shared(uint64_t client_id, int protocol) {
+  auto& v = conns(protocol);
+  backends::UpstreamConn* c = v[client_id % v.size()];
+  if (c->acceptsRequests()) return c;
+  // Another connection of the set may still be up.
+  for (auto* other : v) {
+    if (other->state() == backends::UpstreamConn::State::kReady) return other;
+  }
+  return nullptr;
+}
+
+backends::UpstreamConn* UpstreamPool::pinned(int protocol, int db, const std::string& client_name,
+                                             backends::UpstreamConn::Listener* listener) {
+  backends::UpstreamOptions o = options(protocol);
+  o.db = db;
+  o.client_name = client_name;
+  o.reconnect = false;
+  o.buffer_frames = true;
+  o.command_timeout_ms = 0;  // blocking commands and subscriptions wait as long as they like
+  auto* c = new backends::UpstreamConn(loop_, flusher_, std::move(o), listener);
+  c->connect();
+  return c;
+}
+
+void UpstreamPool::onUpstreamReady(backends::UpstreamConn* conn) {
+  if (was_down_) {
+    log::info("upstream {}:{} is back", config_.upstream.host, config_.upstream.port);
+    was_down_ = false;
+  }
+  IdentityProbe* p = probe_.get();
+  if (conn->options().protocol == 2 && !p->in_flight_) {
+    std::string req;
+    resp::ReplyEncoder::command(&req, {"HELLO"});
+    p->in_flight_ = true;
+    conn->send(req, p);
+  }
+}
+
+void UpstreamPool::onUpstreamDown(backends::UpstreamConn*, std::string_view reason) {
+  if (!was_down_) {
+    log::warning("upstream {}:{} unavailable: {}", config_.upstream.host, config_.upstream.port,
+                 reason);
+    was_down_ = true;
+  }
+}
+
+void UpstreamPool::close() {
+  for (auto* c : resp2_) c->close();
+  for (auto* c : resp3_) c->close();
+  resp2_.clear();
+  resp3_.clear();
+}
+
+}  // namespace readthru

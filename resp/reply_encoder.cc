@@ -1,0 +1,62 @@
+#include "resp/reply_encoder.h"
+
+#include <charconv>
+
+namespace readthru::resp {
+
+void ReplyEncoder::header(char type, uint64_t n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  (void)ec;
+  out_->push_back(type);
+  out_->append(buf, static_cast<size_t>(end - buf));
+  out_->append("\r\n");
+}
+
+void ReplyEncoder::simple(std::string_view s) {
+  out_->push_back('+');
+  out_->append(s);
+  out_->append("\r\n");
+}
+
+void ReplyEncoder::error(std::string_view message) {
+  out_->push_back('-');
+  // An error line cannot carry CR or LF; Redis replaces them with spaces.
+  for (char c : message) out_->push_back(c == '\r' || c == '\n' ? ' ' : c);
+  out_->append("\r\n");
+}
+
+void ReplyEncoder::integer(int64_t n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  (void)ec;
+  out_->push_back(':');
+  out_->append(buf, static_cast<size_t>(end - buf));
+  out_->append("\r\n");
+}
+
+void ReplyEncoder::bulk(std::string_view s) {
+  header('$', s.size());
+  out_->append(s);
+  out_->append("\r\n");
+}
+
+void ReplyEncoder::null() { out_->append(protocol_ >= 3 ? "_\r\n" : "$-1\r\n"); }
+
+void ReplyEncoder::arrayHeader(size_t n) { header('*', n); }
+
+void ReplyEncoder::mapHeader(size_t pairs) {
+  if (protocol_ >= 3) {
+    header('%', pairs);
+  } else {
+    header('*', pairs * 2);
+  }
+}
+
+void ReplyEncoder::command(std::string* out, std::initializer_list<std::string_view> argv) {
+  ReplyEncoder e(out, 2);
+  e.arrayHeader(argv.size());
+  for (auto a : argv) e.bulk(a);
+}
+
+}  // namespace readthru::resp

@@ -1,0 +1,169 @@
+#include "resp/reply_framer.h"
+
+#include <cstring>
+
+namespace readthru::resp {
+
+void ReplyFramer::valueDone(bool was_attribute, Result* r) {
+  if (was_attribute) return;  // the annotated value is still to come at this position
+  while (!stack_.empty()) {
+    Level& top = stack_.back();
+    if (--top.remaining > 0) return;
+    bool attribute = top.attribute;
+    stack_.pop_back();
+    if (attribute) return;
+  }
+  r->complete = true;
+}
+
+// Called when a length line ("*3", "$5", "%2", ...) has been read in full. Returns false on error.
+bool ReplyFramer::lengthDone(Result* r) {
+  int64_t n = 0;
+  bool negative = false;
+  size_t i = 0;
+  if (!number_.empty() && number_[0] == '-') {
+    negative = true;
+    i = 1;
+  }
+  if (i == number_.size()) {
+    message_ = "invalid length in reply";
+    r->error = true;
+    return false;
+  }
+  for (; i < number_.size(); ++i) {
+    char c = number_[i];
+    if (c < '0' || c > '9' || n > max_length_) {
+      message_ = "invalid length in reply";
+      r->error = true;
+      return false;
+    }
+    n = n * 10 + (c - '0');
+  }
+  if (n > max_length_) {
+    message_ = "reply length over the limit";
+    r->error = true;
+    return false;
+  }
+  if (negative) {
+    if (n != 1 || (type_ != '$' && type_ != '*')) {
+      message_ = "invalid negative length in reply";
+      r->error = true;
+      return false;
+    }
+    state_ = State::kType;
+    valueDone(false, r);  // a RESP2 null bulk or null array
+    return true;
+  }
+  switch (type_) {
+    case '$':
+    case '!':
+    case '=':
+      bulk_left_ = n + 2;
+      state_ = State::kBulk;
+      return true;
+    case '%':
+    case '|':
+      n *= 2;
+      [[fallthrough]];
+    default:  // '*', '~', '>'
+      state_ = State::kType;
+      if (n == 0) {
+        valueDone(type_ == '|', r);
+      } else {
+        stack_.push_back(Level{n, type_ == '|'});
+      }
+      return true;
+  }
+}
+
+ReplyFramer::Result ReplyFramer::feed(const char* data, size_t len) {
+  Result r;
+  size_t i = 0;
+  while (i < len && !r.complete) {
+    switch (state_) {
+      case State::kType: {
+        type_ = data[i++];
+        if (top_type_ == 0) top_type_ = type_;
+        saw_cr_ = false;
+        switch (type_) {
+          case '+':
+          case '-':
+          case ':':
+          case ',':
+          case '#':
+          case '_':
+          case '(':
+            state_ = State::kLine;
+            break;
+          case '$':
+          case '!':
+          case '=':
+          case '*':
+          case '~':
+          case '>':
+          case '%':
+          case '|':
+            state_ = State::kLength;
+            number_.clear();
+            break;
+          default:
+            message_ = "unexpected byte in reply: ";
+            message_.push_back(type_);
+            r.error = true;
+            r.consumed = i;
+            r.type = top_type_;
+            return r;
+        }
+        break;
+      }
+      case State::kLine: {
+        // Simple lines can be long (MONITOR output): skip to the '\n' without copying.
+        const char* nl = static_cast<const char*>(memchr(data + i, '\n', len - i));
+        if (nl == nullptr) {
+          i = len;
+          break;
+        }
+        i = static_cast<size_t>(nl - data) + 1;
+        state_ = State::kType;
+        valueDone(false, &r);
+        break;
+      }
+      case State::kLength: {
+        char c = data[i++];
+        if (c == '\r') break;
+        if (c == '\n') {
+          if (!lengthDone(&r)) {
+            r.consumed = i;
+            return r;
+          }
+          break;
+        }
+        if (number_.size() > 20) {
+          message_ = "length line too long in reply";
+          r.error = true;
+          r.consumed = i;
+          return r;
+        }
+        number_.push_back(c);
+        break;
+      }
+      case State::kBulk: {
+        size_t take = len - i;
+        if (static_cast<int64_t>(take) > bulk_left_) take = static_cast<size_t>(bulk_left_);
+        i += take;
+        bulk_left_ -= static_cast<int64_t>(take);
+        if (bulk_left_ == 0) {
+          state_ = State::kType;
+          valueDone(false, &r);
+        }
+        break;
+      }
+    }
+  }
+  r.consumed = i;
+  r.type = top_type_;
+  if (r.complete) top_type_ = 0;
+  return r;
+}
+
+}  // namespace readthru::resp
