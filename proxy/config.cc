@@ -141,7 +141,7 @@ class Loader {
           key_ = key + "." + key2;
           auto it = section->second.find(key2);
           if (it == section->second.end()) {
-            fail(v2, "unknown key '" + key_ + "'");
+            fail(k2.source(), "unknown key '" + key_ + "'");
             break;
           }
           if (!it->second(v2)) break;
@@ -150,8 +150,8 @@ class Loader {
         key_ = key;
         auto it = keys[""].find(key);
         if (it == keys[""].end()) {
-          fail(v, section != keys.end() ? "'" + key + "' must be a table"
-                                        : "unknown key '" + key + "'");
+          fail(k.source(), section != keys.end() ? "'" + key + "' must be a table"
+                                                 : "unknown key '" + key + "'");
         } else {
           it->second(v);
         }
@@ -163,8 +163,8 @@ class Loader {
   }
 
  private:
-  void fail(const toml::node& n, const std::string& what) {
-    const auto& src = n.source();
+  void fail(const toml::node& n, const std::string& what) { fail(n.source(), what); }
+  void fail(const toml::source_region& src, const std::string& what) {
     error_ = fmt::format("{}:{}:{}: {}", path_, src.begin.line, src.begin.column, what);
   }
   bool bad(const toml::node& n, const std::string& what) {
