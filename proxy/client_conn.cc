@@ -492,12 +492,18 @@ bool ClientConn::onUpstreamFrame(backends::UpstreamConn* conn, std::string& fram
 
 void ClientConn::onUpstreamDown(backends::UpstreamConn* conn, std::string_view reason) {
   if (conn != pinned_) return;
-  // The connection's state (transaction, subscriptions, db) is gone; so goes the client, after
-  // the replies it is owed, as if redis-server had closed it.
-  log::info("client id={}: pinned upstream connection lost ({}); closing the client", id_, reason);
   pinned_ = nullptr;
   if (inflight_conn_ == conn) inflight_conn_ = nullptr;
   conn->close();
+  if (pinReleasable()) {
+    // Only a blocking command was pinned, and it already got its error: the client goes on
+    // over the shared connections.
+    return;
+  }
+  // The connection's state (transaction, subscriptions, db) is gone; so goes the client, after
+  // the replies it is owed, as if redis-server had closed it.
+  log::info("client id={}: pinned upstream connection lost ({}); closing the client", id_,
+            reason);
   drainAndClose();
 }
 
