@@ -185,6 +185,11 @@ void UpstreamConn::send(std::string_view request, ReplyTarget* target) {
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
+void UpstreamConn::sendUnanswered(std::string_view request) {
+  out_.append(request);
+  if (state_ == State::kReady) flusher_->mark(this);
+}
+
 void UpstreamConn::retarget(ReplyTarget* from, ReplyTarget* to) {
   for (auto& p : fifo_) {
     if (p.target == from) p.target = to;

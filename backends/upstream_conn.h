@@ -62,6 +62,8 @@ class UpstreamConn final : public Flushable {
   // Queues one request (complete RESP bytes). `target` may be null: the reply is read and
   // dropped. Must not be called while state() is kDown or kClosed (see acceptsRequests()).
   void send(std::string_view request, ReplyTarget* target);
+  // Queues a request Redis will not answer (the client switched replies off with CLIENT REPLY).
+  void sendUnanswered(std::string_view request);
   bool acceptsRequests() const { return state_ == State::kConnecting || state_ == State::kReady; }
   State state() const { return state_; }
   size_t pending() const { return fifo_.size(); }

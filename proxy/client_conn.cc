@@ -62,6 +62,13 @@ bool isMonitorLine(const std::string& frame) {
   return i > 1 && i < frame.size() && frame[i] == '.';
 }
 
+// An inline request goes upstream in multibulk form.
+void encodeInline(const resp::Command& cmd, std::string* req) {
+  resp::ReplyEncoder e(req, 2);
+  e.arrayHeader(cmd.argv.size());
+  for (auto a : cmd.argv) e.bulk(a);
+}
+
 }  // namespace
 
 struct ClientConn::WriteReq {
@@ -275,8 +282,10 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     }
   }
   if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
+    bool expected = takeReplyExpected();
     ReplySlot* s = newSlot();
     answerLocal(cmd, d, s);
+    if (!expected) s->data_.clear();
     server_->flusher()->mark(this);
     return true;
   }
@@ -307,8 +316,48 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   return true;
 }
 
+bool ClientConn::takeReplyExpected() {
+  switch (reply_mode_) {
+    case ReplyMode::kOn:
+      return true;
+    case ReplyMode::kOff:
+      return false;
+    case ReplyMode::kSkipNext:
+      reply_mode_ = ReplyMode::kOn;
+      return false;
+  }
+  return true;
+}
+
 void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
                          backends::UpstreamConn* conn) {
+  bool expect_reply = takeReplyExpected();
+  if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3) {
+    // Redis answers ON, stays silent for OFF and SKIP (and for the request after SKIP).
+    if (equalsIgnoreCase(cmd.argv[2], "on")) {
+      reply_mode_ = ReplyMode::kOn;
+      expect_reply = true;
+    } else if (equalsIgnoreCase(cmd.argv[2], "off")) {
+      reply_mode_ = ReplyMode::kOff;
+      expect_reply = false;
+    } else if (equalsIgnoreCase(cmd.argv[2], "skip")) {
+      if (reply_mode_ == ReplyMode::kOn) reply_mode_ = ReplyMode::kSkipNext;
+      expect_reply = false;
+    }
+  }
+  if (d.effect == StateEffect::kSelect && in_multi_) {
+    // Queued in a transaction, SELECT takes effect at EXEC: readthru stops tracking the db.
+    sticky_ = true;
+  }
+  if (!expect_reply) {
+    ReplySlot* s = newSlot();
+    s->done_ = true;
+    std::string req;
+    conn->sendUnanswered(cmd.is_inline ? (encodeInline(cmd, &req), std::string_view(req))
+                                       : cmd.raw);
+    server_->flusher()->mark(this);
+    return;
+  }
   ReplySlot* s = newSlot();
   s->awaiting_ = true;
   s->effect_ = d.effect;
@@ -352,9 +401,7 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
   inflight_conn_ = conn;
   if (cmd.is_inline) {
     std::string req;
-    resp::ReplyEncoder e(&req, 2);
-    e.arrayHeader(cmd.argv.size());
-    for (auto a : cmd.argv) e.bulk(a);
+    encodeInline(cmd, &req);
     conn->send(req, s);
   } else {
     conn->send(cmd.raw, s);
@@ -366,7 +413,8 @@ void ClientConn::pin() {
 }
 
 bool ClientConn::pinReleasable() const {
-  return !in_multi_ && !watching_ && !inPubsub() && !monitor_ && !sticky_ && db_ == 0;
+  return !in_multi_ && !watching_ && !inPubsub() && !monitor_ && !sticky_ && db_ == 0 &&
+         reply_mode_ == ReplyMode::kOn;
 }
 
 void ClientConn::unpin() {
@@ -378,6 +426,7 @@ void ClientConn::unpin() {
 
 void ClientConn::resetState() {
   in_multi_ = watching_ = monitor_ = sticky_ = false;
+  reply_mode_ = ReplyMode::kOn;
   pubsub_.reset();
   db_ = 0;
   protocol_ = 2;
@@ -502,8 +551,7 @@ void ClientConn::onUpstreamDown(backends::UpstreamConn* conn, std::string_view r
   }
   // The connection's state (transaction, subscriptions, db) is gone; so goes the client, after
   // the replies it is owed, as if redis-server had closed it.
-  log::info("client id={}: pinned upstream connection lost ({}); closing the client", id_,
-            reason);
+  log::info("client id={}: pinned upstream connection lost ({}); closing the client", id_, reason);
   drainAndClose();
 }
 

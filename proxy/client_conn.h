@@ -125,6 +125,11 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool watching_ = false;
   bool monitor_ = false;
   bool sticky_ = false;  // pinned by state readthru does not track
+  enum class ReplyMode : uint8_t { kOn, kOff, kSkipNext };
+  ReplyMode reply_mode_ = ReplyMode::kOn;  // CLIENT REPLY
+  // Whether the request being dispatched gets a reply (CLIENT REPLY OFF/SKIP say no); advances
+  // the SKIP state.
+  bool takeReplyExpected();
 };
 
 }  // namespace readthru

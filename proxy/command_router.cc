@@ -97,6 +97,7 @@ RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
     if (equalsIgnoreCase(sub, "id")) return local(LocalCommand::kClientId);
     if (equalsIgnoreCase(sub, "setinfo")) return local(LocalCommand::kClientSetInfo);
     if (clientSubcommandIsStateless(sub)) return d;
+    if (equalsIgnoreCase(sub, "reply")) return pin(StateEffect::kClientReply);
     return pin(StateEffect::kSticky);
   }
   if (c == k.multi) return pin(StateEffect::kMulti);

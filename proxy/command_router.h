@@ -41,7 +41,8 @@ enum class StateEffect {
   kSelect,
   kMonitor,
   kReset,
-  kSticky,  // state readthru does not track (CLIENT REPLY, TRACKING, READONLY): pinned for good
+  kClientReply,  // CLIENT REPLY ON|OFF|SKIP: which requests get a reply at all
+  kSticky,       // state readthru does not track (CLIENT TRACKING, READONLY): pinned for good
 };
 
 struct RouteDecision {
