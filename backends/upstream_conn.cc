@@ -150,7 +150,10 @@ void UpstreamConn::onConnected(int status) {
   size_t n = 0;
   std::string hs = handshake(&n);
   if (n > 0) {
-    out_.insert(0, hs);
+    resp::ByteBuffer queued;
+    queued.swap(out_);
+    out_.append(hs);
+    out_.append(queued.view());
     for (size_t i = 0; i < n; ++i) fifo_.push_front(Pending{nullptr, uv_now(loop_)});
     handshake_left_ = n;
   }
@@ -185,6 +188,17 @@ void UpstreamConn::send(std::string_view request, ReplyTarget* target) {
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
+void UpstreamConn::sendOwned(resp::ByteBuffer&& request, ReplyTarget* target) {
+  if (out_.empty()) {
+    out_.swap(request);
+  } else {
+    out_.append(request.view());
+  }
+  request.release();
+  fifo_.push_back(Pending{target, uv_now(loop_)});
+  if (state_ == State::kReady) flusher_->mark(this);
+}
+
 void UpstreamConn::sendUnanswered(std::string_view request) {
   out_.append(request);
   if (state_ == State::kReady) flusher_->mark(this);
@@ -202,16 +216,15 @@ void UpstreamConn::flush() {
   int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
   if (n == static_cast<int>(out_.size())) {
     out_.clear();
-    if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
+    if (out_.capacity() > 1024 * 1024) out_.release();
     return;
   }
   if (n < 0 && n != UV_EAGAIN) {
     fail(uvError("ERR upstream write failed", n));
     return;
   }
-  if (n > 0) out_.erase(0, static_cast<size_t>(n));
+  if (n > 0) out_.consume(static_cast<size_t>(n));
   writing_buf_.swap(out_);
-  out_.clear();
   writing_ = true;
   b = uv_buf_init(writing_buf_.data(), static_cast<unsigned>(writing_buf_.size()));
   int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
@@ -220,7 +233,7 @@ void UpstreamConn::flush() {
                       self->writing_ = false;
                       self->writing_buf_.clear();
                       if (self->writing_buf_.capacity() > 1024 * 1024) {
-                        self->writing_buf_.shrink_to_fit();
+                        self->writing_buf_.release();
                       }
                       if (status != 0) {
                         if (self->state_ == State::kReady) {

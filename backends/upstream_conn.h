@@ -21,6 +21,7 @@
 
 #include "backends/loop_flusher.h"
 #include "backends/reply_target.h"
+#include "resp/byte_buffer.h"
 #include "resp/reply_framer.h"
 
 namespace readthru::backends {
@@ -62,6 +63,8 @@ class UpstreamConn final : public Flushable {
   // Queues one request (complete RESP bytes). `target` may be null: the reply is read and
   // dropped. Must not be called while state() is kDown or kClosed (see acceptsRequests()).
   void send(std::string_view request, ReplyTarget* target);
+  // As send(), taking the bytes over without a copy when nothing else is queued (a large value).
+  void sendOwned(resp::ByteBuffer&& request, ReplyTarget* target);
   // Queues a request Redis will not answer (the client switched replies off with CLIENT REPLY).
   void sendUnanswered(std::string_view request);
   bool acceptsRequests() const { return state_ == State::kConnecting || state_ == State::kReady; }
@@ -76,6 +79,11 @@ class UpstreamConn final : public Flushable {
   // Fails what is pending with `reason`, then frees the object once its handles are closed.
   void close(std::string_view reason = "ERR upstream connection closed");
   void flush() override;
+  // The client on a dedicated connection switched protocol (HELLO) or RESET it.
+  void setProtocol(int protocol) { options_.protocol = protocol; }
+  void setListener(Listener* listener) { listener_ = listener; }
+  // A connection that failed and is trying again: requests would only wait for an error.
+  bool retrying() const { return backoff_ms_ > 0; }
 
   static size_t liveCount();
 
@@ -115,9 +123,9 @@ class UpstreamConn final : public Flushable {
   bool resolving_ = false;
   int open_handles_ = 0;
   uint64_t backoff_ms_ = 0;
-  std::string out_;          // queued, not yet written
-  std::string writing_buf_;  // owned by the write in flight
-  std::string frame_;        // buffer_frames: the frame being read
+  resp::ByteBuffer out_;          // queued, not yet written
+  resp::ByteBuffer writing_buf_;  // owned by the write in flight
+  std::string frame_;             // buffer_frames: the frame being read
   std::deque<Pending> fifo_;
   size_t handshake_left_ = 0;  // handshake replies still expected at the head of the FIFO
   resp::ReplyFramer framer_;

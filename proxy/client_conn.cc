@@ -15,6 +15,7 @@ namespace {
 
 size_t g_live = 0;
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kHandOffBytes = 1024 * 1024;
 // Reads land here when the client has no partial request buffered; what a read leaves unparsed
 // is copied to the client's own buffer, so idle clients hold no buffer at all.
 char g_read_buffer[kReadChunk];
@@ -110,19 +111,18 @@ void ClientConn::resumeReading() {
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* self = static_cast<ClientConn*>(h->data);
-        if (self->in_.size() == self->in_pos_) {
+        if (self->in_.empty()) {
           *buf = uv_buf_init(g_read_buffer, kReadChunk);
           return;
         }
-        // A partial request is buffered: read straight behind it, sized for a large bulk.
-        size_t used = self->in_.size();
+        // A partial request is buffered: read straight behind it, with room reserved once for
+        // the whole of a large bulk.
         size_t want = self->parser_.bytesWanted();
-        size_t have = used - self->in_pos_;
-        size_t chunk = want > have ? std::max(want - have, kReadChunk) : kReadChunk;
-        chunk = std::min<size_t>(chunk, 16 * 1024 * 1024);
-        if (want > have) self->in_.reserve(self->in_pos_ + want);
-        self->in_.resize(used + chunk);
-        *buf = uv_buf_init(self->in_.data() + used, static_cast<unsigned>(chunk));
+        size_t have = self->in_.size();
+        size_t room = want > have ? want - have : kReadChunk;
+        char* p = self->in_.prepareAppend(std::max(room, kReadChunk));
+        size_t n = std::min<size_t>(self->in_.tailroom(), 1u << 30);
+        *buf = uv_buf_init(p, static_cast<unsigned>(n));
       },
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         static_cast<ClientConn*>(s->data)->onRead(nread, buf);
@@ -137,10 +137,7 @@ void ClientConn::stopReading() {
 
 void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
   bool into_own = buf->base != nullptr && buf->base != g_read_buffer;
-  if (into_own) {
-    size_t start = static_cast<size_t>(buf->base - in_.data());
-    in_.resize(start + (nread > 0 ? static_cast<size_t>(nread) : 0));
-  }
+  if (into_own && nread > 0) in_.commit(static_cast<size_t>(nread));
   if (nread < 0) {
     // The client went away (or broke): like redis-server, drop it and whatever it was owed.
     close();
@@ -158,7 +155,7 @@ void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
     processBuffered();
   }
   if (closing_) return;
-  if (in_.size() - in_pos_ > server_->config().query_buffer_limit) {
+  if (in_.size() > server_->config().query_buffer_limit) {
     log::warning("closing client id={}: query buffer over client_query_buffer_limit", id_);
     close();
   }
@@ -166,20 +163,14 @@ void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
 
 void ClientConn::processBuffered() {
   size_t consumed = 0;
-  processFrom(in_.data() + in_pos_, in_.size() - in_pos_, &consumed);
+  processFrom(in_.data(), in_.size(), &consumed);
   if (closing_) return;
-  in_pos_ += consumed;
-  if (in_pos_ == in_.size()) {
-    in_pos_ = 0;
-    if (in_.capacity() > kReadChunk) {
-      std::string().swap(in_);
-    } else {
-      in_.clear();
-    }
-  } else if (in_pos_ > 0 && (in_pos_ >= kReadChunk || in_pos_ * 2 >= in_.size())) {
-    in_.erase(0, in_pos_);
-    in_pos_ = 0;
+  if (in_handed_off_) {
+    in_handed_off_ = false;  // in_ was emptied by the hand-off
+    return;
   }
+  in_.consume(consumed);
+  if (in_.empty() && in_.capacity() > kReadChunk) in_.release();
 }
 
 void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
@@ -211,6 +202,7 @@ void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
       break;
     }
     *consumed += used;
+    if (in_handed_off_) break;  // `data` went upstream with the request
   }
 }
 
@@ -353,6 +345,7 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
     ReplySlot* s = newSlot();
     s->done_ = true;
     std::string req;
+    unanswered_ = true;
     conn->sendUnanswered(cmd.is_inline ? (encodeInline(cmd, &req), std::string_view(req))
                                        : cmd.raw);
     server_->flusher()->mark(this);
@@ -361,6 +354,7 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
   ReplySlot* s = newSlot();
   s->awaiting_ = true;
   s->effect_ = d.effect;
+  s->proves_unanswered_ = unanswered_;
   size_t nargs = cmd.argv.size() - 1;
   switch (d.effect) {
     case StateEffect::kSubscribe:
@@ -403,6 +397,12 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
     std::string req;
     encodeInline(cmd, &req);
     conn->send(req, s);
+  } else if (cmd.raw.size() >= kHandOffBytes && cmd.raw.data() == in_.data() &&
+             cmd.raw.size() == in_.size()) {
+    // A large request that is all the client has buffered: its buffer goes upstream as is, so
+    // the value is never held twice.
+    in_handed_off_ = true;
+    conn->sendOwned(std::move(in_), s);
   } else {
     conn->send(cmd.raw, s);
   }
@@ -414,7 +414,7 @@ void ClientConn::pin() {
 
 bool ClientConn::pinReleasable() const {
   return !in_multi_ && !watching_ && !inPubsub() && !monitor_ && !sticky_ && db_ == 0 &&
-         reply_mode_ == ReplyMode::kOn;
+         reply_mode_ == ReplyMode::kOn && !unanswered_;
 }
 
 void ClientConn::unpin() {
@@ -452,6 +452,7 @@ void ClientConn::slotProgress(ReplySlot* slot) {
 
 void ClientConn::slotFinished(ReplySlot* slot, bool failed) {
   if (inflight_ > 0 && --inflight_ == 0) inflight_conn_ = nullptr;
+  if (slot->proves_unanswered_) unanswered_ = false;
   applyEffect(slot, failed);
   server_->flusher()->mark(this);
 }
@@ -794,10 +795,7 @@ void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
     authenticated_ = true;
   }
   if (!authenticated_) {
-    e.error(
-        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
-        "<proto> AUTH <user> <pass> option can be used to authenticate the client and select "
-        "the RESP protocol version at the same time");
+    e.error(resp::err::kHelloNoAuth);
     return;
   }
   if (has_name) {

@@ -26,6 +26,7 @@
 #include "backends/upstream_conn.h"
 #include "proxy/command_router.h"
 #include "proxy/reply_slot.h"
+#include "resp/byte_buffer.h"
 #include "resp/request_parser.h"
 
 namespace readthru {
@@ -99,10 +100,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   uint64_t id_;
   uv_tcp_t tcp_;
   resp::RequestParser parser_;
-  std::string in_;             // unparsed input (empty when idle: no per-client buffer)
-  size_t in_pos_ = 0;          // first unparsed byte of in_
-  std::string out_;            // reply bytes ready to write
-  WriteReq* write_ = nullptr;  // the uv_write in flight, if any
+  resp::ByteBuffer in_;         // unparsed input (empty when idle: no per-client buffer)
+  bool in_handed_off_ = false;  // in_ went upstream whole (a large request, no copy)
+  std::string out_;             // reply bytes ready to write
+  WriteReq* write_ = nullptr;   // the uv_write in flight, if any
   ReplySlot* head_ = nullptr;
   ReplySlot* tail_ = nullptr;
   size_t slots_ = 0;
@@ -127,6 +128,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool sticky_ = false;  // pinned by state readthru does not track
   enum class ReplyMode : uint8_t { kOn, kOff, kSkipNext };
   ReplyMode reply_mode_ = ReplyMode::kOn;  // CLIENT REPLY
+  // Requests Redis does not answer were sent since the last reply: nothing tells when they ran,
+  // so the client stays on its connection until a later reply proves they did.
+  bool unanswered_ = false;
   // Whether the request being dispatched gets a reply (CLIENT REPLY OFF/SKIP say no); advances
   // the SKIP state.
   bool takeReplyExpected();

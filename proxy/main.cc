@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -87,6 +88,8 @@ int main(int argc, char** argv) {
   log::parseLevel(config.log_level, &level);
   log::setLevel(level);
 
+  // A client that vanished must not kill the daemon on write: EPIPE is handled per connection.
+  signal(SIGPIPE, SIG_IGN);
   uv_loop_t loop;
   uv_loop_init(&loop);
   int rc = 0;

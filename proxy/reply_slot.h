@@ -41,6 +41,8 @@ class ReplySlot final : public backends::ReplyTarget {
   bool awaiting_ = false;  // an upstream FIFO entry points at this slot
   bool streamed_ = false;  // part of the reply already went to the client's output
   StateEffect effect_ = StateEffect::kNone;
+  bool proves_unanswered_ = false;  // sent after requests Redis does not answer: its reply
+                                    // shows they ran
   int frames_left_ = 1;        // replies still expected; -1: bare UNSUBSCRIBE (until none left)
   char unsubscribe_kind_ = 0;  // 'c', 'p' or 's' for the bare UNSUBSCRIBE family
   int64_t select_db_ = 0;

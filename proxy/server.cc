@@ -1,5 +1,7 @@
 #include "proxy/server.h"
 
+#include <csignal>
+
 #include "proxy/client_conn.h"
 #include "proxy/log.h"
 #include "resp/errors.h"
@@ -14,7 +16,7 @@ Server::Server(uv_loop_t* loop, const Config& config)
   idle_timer_.data = this;
   uv_timer_init(loop_, &deadline_);
   deadline_.data = this;
-  for (uv_signal_t* s : {&sigterm_, &sigint_, &sigpipe_}) {
+  for (uv_signal_t* s : {&sigterm_, &sigint_}) {
     uv_signal_init(loop_, s);
     s->data = this;
   }
@@ -47,9 +49,6 @@ bool Server::start(std::string* error) {
   uv_signal_start(
       &sigint_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->shutdown("SIGINT"); },
       SIGINT);
-  // A client that vanished must not kill the daemon on write: EPIPE is handled per connection.
-  uv_signal_start(
-      &sigpipe_, [](uv_signal_t*, int) {}, SIGPIPE);
   if (config_.idle_timeout_ms > 0) {
     uint64_t every = std::min<uint64_t>(1000, config_.idle_timeout_ms);
     uv_timer_start(
@@ -150,10 +149,13 @@ void Server::maybeFinish() {
   }
   for (uv_handle_t* h :
        {reinterpret_cast<uv_handle_t*>(&idle_timer_), reinterpret_cast<uv_handle_t*>(&deadline_),
-        reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
-        reinterpret_cast<uv_handle_t*>(&sigpipe_)}) {
+        reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_)}) {
     uv_close(h, nullptr);
   }
+  // Closing the watchers restored the default action; a second SIGTERM while the loop winds
+  // down must not kill a process that is about to exit 0.
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
 }
 
 }  // namespace readthru

@@ -46,7 +46,6 @@ class Server {
   uv_tcp_t listener_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
-  uv_signal_t sigpipe_;
   uv_timer_t idle_timer_;
   uv_timer_t deadline_;
   ClientConn* clients_head_ = nullptr;
