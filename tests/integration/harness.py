@@ -1,0 +1,315 @@
+"""Real processes for the integration tests: redis-server and readthru on ephemeral loopback ports.
+
+Every process runs in its own temp dir, logs to a file there, is waited for with PING before a test
+uses it, and is stopped with SIGTERM (then SIGKILL after a deadline). Nothing here talks to any
+address but 127.0.0.1.
+
+Environment:
+  READTHRU_BIN      path to the readthru binary (default: <repo>/build/readthru)
+  READTHRU_DIRECT   "1": no proxy; the "proxy" endpoint is redis-server itself. Used to check that
+                    the tests themselves are right before (or without) a proxy.
+  HIREDIS_CLIENT    path to the hiredis_client test program (built by CMake)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from resp_client import RespConn
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
+DIRECT = os.environ.get("READTHRU_DIRECT") == "1"
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+
+# Generous: the suite also runs against an ASan build, roughly 3x slower.
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+SOCKET_TIMEOUT = 15.0
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the test run is killed (ctest timeout, ^C), its servers
+    get SIGKILL instead of living on as orphans."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def readthru_bin() -> str:
+    path = os.environ.get("READTHRU_BIN") or str(REPO / "build" / "readthru")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"readthru binary not found at {path}; set READTHRU_BIN, or READTHRU_DIRECT=1 to run "
+            "the tests against redis-server alone"
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def write_config(
+    path: Path,
+    *,
+    listen_port: int,
+    upstream_port: int,
+    connections: int = 2,
+    maxclients: int = 10000,
+    requirepass: str | None = None,
+    upstream_password: str | None = None,
+    extra: str = "",
+) -> Path:
+    """The one place that knows readthru's config format (conf/readthru.toml documents it)."""
+    top = f'listen = "{HOST}:{listen_port}"\n'
+    if requirepass is not None:
+        top += f'requirepass = "{requirepass}"\n'
+    upstream = f'address = "{HOST}:{upstream_port}"\nconnections = {connections}\n'
+    if upstream_password is not None:
+        upstream += f'password = "{upstream_password}"\n'
+    path.write_text(
+        top + "\n[upstream]\n" + upstream + "\n[limits]\n" + f"maxclients = {maxclients}\n" + extra
+    )
+    return path
+
+
+def ping_ok(port: int, timeout: float = 1.0, password: str | None = None) -> bool:
+    try:
+        with RespConn(HOST, port, timeout=timeout) as c:
+            if password is not None and c.command("AUTH", password) != b"OK":
+                return False
+            return c.command("PING") == b"PONG"
+    except (OSError, ConnectionError):
+        return False
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return "<no log>"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client connects: redis-server itself or readthru in front of it."""
+
+    host: str
+    port: int
+    password: str | None = None  # what client() and raw() authenticate with
+
+    def client(self, **kwargs) -> redis.Redis:
+        kwargs.setdefault("password", self.password)
+        kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT)
+        kwargs.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
+        return redis.Redis(host=self.host, port=self.port, **kwargs)
+
+    def raw(self, timeout: float = SOCKET_TIMEOUT, auth: bool = True) -> RespConn:
+        conn = RespConn(self.host, self.port, timeout=timeout)
+        if auth and self.password is not None:
+            reply = conn.command("AUTH", self.password)
+            assert reply == b"OK", reply
+        return conn
+
+
+class Process:
+    """A child process with a log file, stopped by SIGTERM then SIGKILL."""
+
+    def __init__(self, name: str, workdir: Path):
+        self.name = name
+        self.workdir = workdir
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def _spawn(self, argv: list[str]) -> None:
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            log.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return _tail(self.log_path)
+
+    def wait_ready(
+        self, port: int, timeout: float = START_TIMEOUT, password: str | None = None
+    ) -> bool:
+        """True once PING answers; False if the process exited first or the deadline passed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if ping_ok(port, password=password):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self, timeout: float = STOP_TIMEOUT, sig: int = signal.SIGTERM) -> int | None:
+        """Signals the process and waits. Returns its exit code (negative: killed by a signal)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+                return None  # did not stop in time
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+
+
+class RedisServer(Process):
+    def __init__(self, workdir: Path, port: int | None = None, extra_args: tuple = ()):
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__("redis-server", workdir)
+        self.port = port
+        self.extra_args = tuple(extra_args)
+
+    def start(self) -> "RedisServer":
+        fixed = self.port is not None
+        for _ in range(1 if fixed else 5):
+            port = self.port if fixed else free_port()
+            self._spawn(
+                [
+                    REDIS_SERVER, "--port", str(port), "--bind", HOST, "--save", "",
+                    "--appendonly", "no", "--dir", str(self.workdir), *self.extra_args,
+                ]
+            )
+            if self.wait_ready(port, password=self.password):
+                self.port = port
+                return self
+            self.kill()
+        raise RuntimeError(f"redis-server did not start; log:\n{self.log()}")
+
+    @property
+    def password(self) -> str | None:
+        args = list(self.extra_args)
+        return args[args.index("--requirepass") + 1] if "--requirepass" in args else None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        assert self.port is not None
+        return Endpoint(HOST, self.port, self.password)
+
+
+class Readthru(Process):
+    def __init__(
+        self,
+        workdir: Path,
+        upstream_port: int,
+        *,
+        config: Path | None = None,
+        listen_port: int | None = None,
+        binary: str | None = None,
+        password: str | None = None,
+    ):
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__("readthru", workdir)
+        self.password = password  # readthru's own requirepass, if its config sets one
+        self.binary = binary or readthru_bin()
+        self.upstream_port = upstream_port
+        self.config = config
+        self.port = listen_port
+
+    def argv(self, port: int) -> list[str]:
+        argv = [self.binary, "--listen", f"{HOST}:{port}", "--upstream", f"{HOST}:{self.upstream_port}"]
+        if self.config is not None:
+            argv += ["--config", str(self.config)]
+        return argv
+
+    def start(self) -> "Readthru":
+        fixed = self.port is not None
+        for _ in range(1 if fixed else 3):
+            port = self.port if fixed else free_port()
+            self._spawn(self.argv(port))
+            if self.wait_ready(port, password=self.password):
+                self.port = port
+                return self
+            if self.alive():
+                self.kill()
+                break  # running but not answering: a real failure, not a port race
+        raise RuntimeError(f"readthru did not answer PING; stderr:\n{self.log()}")
+
+    @property
+    def endpoint(self) -> Endpoint:
+        assert self.port is not None
+        return Endpoint(HOST, self.port, self.password)
+
+
+class Stack:
+    """One redis-server and (unless DIRECT) one readthru in front of it."""
+
+    def __init__(
+        self, workdir: Path, *, config_kwargs: dict | None = None, upstream_args: tuple = ()
+    ):
+        self.workdir = workdir
+        self.upstream = RedisServer(workdir / "redis", extra_args=upstream_args).start()
+        self.proxy: Readthru | None = None
+        if not DIRECT:
+            config = None
+            if config_kwargs is not None:
+                listen_port = free_port()
+                config = write_config(
+                    workdir / "readthru.toml",
+                    listen_port=listen_port,
+                    upstream_port=self.upstream.port,
+                    **config_kwargs,
+                )
+                self.proxy = Readthru(
+                    workdir / "readthru",
+                    self.upstream.port,
+                    config=config,
+                    listen_port=listen_port,
+                    password=config_kwargs.get("requirepass"),
+                ).start()
+            else:
+                self.proxy = Readthru(workdir / "readthru", self.upstream.port).start()
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """What the tests talk to: readthru, or redis-server itself in DIRECT mode."""
+        return self.proxy.endpoint if self.proxy is not None else self.upstream.endpoint
+
+    @property
+    def direct(self) -> Endpoint:
+        return self.upstream.endpoint
+
+    def stop(self) -> int | None:
+        """Stops readthru first (it drains), then redis-server. Returns readthru's exit code."""
+        rc = 0
+        if self.proxy is not None:
+            rc = self.proxy.stop()
+        self.upstream.stop()
+        return rc

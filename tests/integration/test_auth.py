@@ -1,0 +1,110 @@
+"""Authentication: readthru's own requirepass answers exactly like a redis-server with the same
+requirepass (including the stricter pre-auth protocol limits), and readthru authenticates its own
+upstream connections, shared and pinned."""
+
+import pytest
+
+from harness import RedisServer
+from resp_client import encode
+
+pytestmark = pytest.mark.proxy_only
+
+PASSWORD = "s3cret-pass"
+
+BEFORE_AUTH = [
+    ("PING",),
+    ("GET", "k"),
+    ("HELLO", "3"),
+    ("AUTH", "wrong"),
+    ("AUTH", "nosuchuser", PASSWORD),
+    ("HELLO", "3", "AUTH", "default", "wrong"),
+    ("CLIENT", "SETNAME", "x"),
+    ("AUTH", PASSWORD),
+    ("PING",),
+    ("SET", "k", "v"),
+    ("GET", "k"),
+    ("AUTH", "default", PASSWORD),
+    ("AUTH", "default", "wrong"),
+    ("GET", "k"),
+]
+
+
+@pytest.fixture
+def reference(tmp_path):
+    """A redis-server with the same requirepass: the oracle for readthru's answers."""
+    server = RedisServer(tmp_path / "reference", extra_args=("--requirepass", PASSWORD)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def guarded(make_stack):
+    return make_stack(requirepass=PASSWORD)
+
+
+def transcript(endpoint) -> list[bytes]:
+    with endpoint.raw(auth=False) as c:
+        return [c.raw_command(*cmd) for cmd in BEFORE_AUTH]
+
+
+def test_requirepass_answers_like_redis(guarded, reference):
+    reference.endpoint.client().flushall()
+    want = transcript(reference.endpoint)
+    assert want[0].startswith(b"-NOAUTH") and want[7] == b"+OK\r\n"
+    guarded.direct.client().flushall()
+    assert transcript(guarded.endpoint) == want
+
+
+@pytest.mark.parametrize(
+    "bad,text",
+    [
+        (b"*100\r\n", b"unauthenticated multibulk length"),
+        (b"*1\r\n$20000\r\n", b"unauthenticated bulk length"),
+    ],
+    ids=["multibulk_count", "bulk_length"],
+)
+def test_pre_auth_protocol_limits_like_redis(guarded, reference, bad, text):
+    results = []
+    for endpoint in (reference.endpoint, guarded.endpoint):
+        with endpoint.raw(auth=False) as c:
+            c.send(b"PING\r\n" + bad)
+            results.append(c.read_until_close(10))
+    assert results[0][0].endswith(b"-ERR Protocol error: " + text + b"\r\n") and results[0][1]
+    assert results[1] == results[0]
+
+
+def test_hello_with_auth_authenticates(guarded):
+    with guarded.endpoint.raw(auth=False) as c:
+        reply = c.command("HELLO", "3", "AUTH", "default", PASSWORD, "SETNAME", "h3")
+        assert reply[b"proto"] == 3
+        assert c.command("SET", "k", "v") == b"OK"
+        assert c.command("CLIENT", "GETNAME") == b"h3"
+
+
+def test_large_request_allowed_after_auth(guarded):
+    with guarded.endpoint.raw(auth=False) as c:
+        assert c.command("AUTH", PASSWORD) == b"OK"
+        value = b"v" * 100000
+        c.send(encode("SET", "big", value) + encode("MSET", *(f"k{i}" for i in range(200))))
+        assert c.read_reply() == b"OK"
+        assert c.read_reply() == b"OK"
+        assert c.command("GET", "big") == value
+
+
+def test_readthru_authenticates_its_upstream_connections(make_stack):
+    stack = make_stack(upstream_password=PASSWORD, upstream_args=("--requirepass", PASSWORD))
+    with stack.endpoint.raw() as c:  # the client itself needs no password
+        assert c.command("SET", "shared", "1") == b"OK"
+        assert c.command("SELECT", "2") == b"OK"  # a pinned connection, authenticated too
+        assert c.command("SET", "pinned", "2") == b"OK"
+        assert c.command("MULTI") == b"OK"
+        assert c.command("INCR", "pinned") == b"QUEUED"
+        assert c.command("EXEC") == [3]
+        c.send_command("BLPOP", "empty", "0.1")
+        assert c.read_raw_reply() == b"*-1\r\n"
+    direct = stack.direct.client(db=2)
+    try:
+        assert direct.get("pinned") == b"3"
+    finally:
+        direct.close()
+    assert stack.direct.client().get("shared") == b"1"

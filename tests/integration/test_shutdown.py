@@ -1,0 +1,81 @@
+"""SIGTERM: readthru stops accepting, answers what it owes, and exits 0 promptly."""
+
+import signal
+import socket
+import time
+
+import pytest
+
+from harness import HOST
+from resp_client import RespError, encode, parse, Incomplete
+
+pytestmark = pytest.mark.proxy_only
+
+PROMPT = 10.0  # generous for ASan builds
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def test_sigterm_exits_zero_promptly_with_idle_clients(make_stack):
+    stack = make_stack()
+    proxy = stack.proxy
+    idle = [stack.endpoint.raw() for _ in range(5)]
+    try:
+        for c in idle:
+            assert c.command("PING") == b"PONG"
+        started = time.monotonic()
+        rc = proxy.stop(timeout=PROMPT)
+        assert rc == 0, f"exit code {rc}; stderr:\n{proxy.log()}"
+        assert time.monotonic() - started < PROMPT
+        assert refused(proxy.port)
+        for c in idle:  # the idle clients were closed, not left hanging
+            _, closed = c.read_until_close(5)
+            assert closed
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_sigterm_with_pipeline_in_flight_answers_a_prefix_then_closes(make_stack):
+    stack = make_stack()
+    proxy = stack.proxy
+    with stack.endpoint.raw() as c:
+        c.send(b"".join(encode("INCR", "drain") for _ in range(20000)))
+        time.sleep(0.05)
+        proxy.proc.send_signal(signal.SIGTERM)
+        data, closed = c.read_until_close(PROMPT)
+        assert closed, "readthru kept the connection open after SIGTERM"
+    rc = proxy.stop(timeout=PROMPT)
+    assert rc == 0, f"exit code {rc}; stderr:\n{proxy.log()}"
+
+    replies, pos = [], 0
+    while pos < len(data):
+        try:
+            value, pos = parse(data, pos, [])
+        except Incomplete:
+            raise AssertionError(f"a reply was cut off at byte {pos} of {len(data)}") from None
+        replies.append(value)
+    counts = [r for r in replies if isinstance(r, int)]
+    assert counts == list(range(1, len(counts) + 1)), "INCR replies out of order or missing"
+    rest = replies[len(counts) :]
+    assert all(isinstance(r, RespError) and r.code == b"ERR" for r in rest), rest[:3]
+    assert int(stack.direct.client().get("drain") or 0) >= len(counts)
+
+
+def test_sigterm_after_traffic_leaves_upstream_consistent(make_stack):
+    stack = make_stack()
+    client = stack.endpoint.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f"k{i}", i)
+    assert all(pipe.execute())
+    client.close()
+    rc = stack.proxy.stop(timeout=PROMPT)
+    assert rc == 0, stack.proxy.log()
+    assert stack.direct.client().dbsize() == 2000
