@@ -421,7 +421,7 @@ void ClientConn::unpin() {
   backends::UpstreamConn* p = pinned_;
   pinned_ = nullptr;
   if (inflight_conn_ == p) inflight_conn_ = nullptr;
-  p->close();
+  server_->pool()->release(p, pinReleasable() && name_.empty());
 }
 
 void ClientConn::resetState() {
@@ -468,7 +468,10 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
       if (r.rfind("+OK", 0) == 0) monitor_ = true;
       break;
     case StateEffect::kReset:
-      if (r.rfind("+RESET", 0) == 0) resetState();
+      if (r.rfind("+RESET", 0) == 0) {
+        resetState();
+        if (pinned_ != nullptr) pinned_->setProtocol(2);
+      }
       break;
     default:
       break;
@@ -673,10 +676,11 @@ void ClientConn::close() {
   closing_ = true;
   stopReading();
   if (pinned_ != nullptr) {
-    // Fails our slots on it synchronously; nothing on it points at them afterwards.
+    // Closing fails our slots on it synchronously; nothing on it points at them afterwards.
+    // A connection with nothing pending and no state serves the next client that pins.
     backends::UpstreamConn* p = pinned_;
     pinned_ = nullptr;
-    p->close();
+    server_->pool()->release(p, p->pending() == 0 && pinReleasable() && name_.empty());
   }
   ReplySlot* s = head_;
   while (s != nullptr) {
@@ -811,6 +815,7 @@ void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
       std::string req;
       resp::ReplyEncoder::command(&req, {"HELLO", ver == 3 ? "3" : "2"});
       pinned_->send(req, nullptr);
+      pinned_->setProtocol(static_cast<int>(ver));
     }
     protocol_ = static_cast<uint8_t>(ver);
   }

@@ -102,6 +102,15 @@ backends::UpstreamConn* UpstreamPool::shared(uint64_t client_id, int protocol) {
 
 backends::UpstreamConn* UpstreamPool::pinned(int protocol, int db, const std::string& client_name,
                                              backends::UpstreamConn::Listener* listener) {
+  if (db == 0 && client_name.empty()) {
+    for (size_t i = idle_pinned_.size(); i-- > 0;) {
+      backends::UpstreamConn* c = idle_pinned_[i];
+      if (c->options().protocol != protocol) continue;
+      idle_pinned_.erase(idle_pinned_.begin() + static_cast<std::ptrdiff_t>(i));
+      c->setListener(listener);
+      return c;
+    }
+  }
   backends::UpstreamOptions o = options(protocol);
   o.db = db;
   o.client_name = client_name;
@@ -111,6 +120,19 @@ backends::UpstreamConn* UpstreamPool::pinned(int protocol, int db, const std::st
   auto* c = new backends::UpstreamConn(loop_, flusher_, std::move(o), listener);
   c->connect();
   return c;
+}
+
+void UpstreamPool::release(backends::UpstreamConn* conn, bool clean) {
+  // Enough to absorb clients that alternate blocking and plain commands without reconnecting.
+  constexpr size_t kMaxIdlePinned = 16;
+  const auto& o = conn->options();
+  if (clean && conn->state() == backends::UpstreamConn::State::kReady && conn->pending() == 0 &&
+      o.db == 0 && o.client_name.empty() && !o.reconnect && idle_pinned_.size() < kMaxIdlePinned) {
+    conn->setListener(this);
+    idle_pinned_.push_back(conn);
+    return;
+  }
+  conn->close();
 }
 
 void UpstreamPool::onUpstreamReady(backends::UpstreamConn* conn) {
@@ -127,7 +149,14 @@ void UpstreamPool::onUpstreamReady(backends::UpstreamConn* conn) {
   }
 }
 
-void UpstreamPool::onUpstreamDown(backends::UpstreamConn*, std::string_view reason) {
+void UpstreamPool::onUpstreamDown(backends::UpstreamConn* conn, std::string_view reason) {
+  for (size_t i = 0; i < idle_pinned_.size(); ++i) {
+    if (idle_pinned_[i] == conn) {
+      idle_pinned_.erase(idle_pinned_.begin() + static_cast<std::ptrdiff_t>(i));
+      conn->close();
+      return;
+    }
+  }
   if (!was_down_) {
     log::warning("upstream {}:{} unavailable: {}", config_.upstream.host, config_.upstream.port,
                  reason);
@@ -138,6 +167,8 @@ void UpstreamPool::onUpstreamDown(backends::UpstreamConn*, std::string_view reas
 void UpstreamPool::close() {
   for (auto* c : resp2_) c->close();
   for (auto* c : resp3_) c->close();
+  for (auto* c : idle_pinned_) c->close();
+  idle_pinned_.clear();
   resp2_.clear();
   resp3_.clear();
 }

@@ -29,9 +29,14 @@ class UpstreamPool final : public backends::UpstreamConn::Listener {
   void start();
   // The shared connection for a client; nullptr when the upstream is unavailable.
   backends::UpstreamConn* shared(uint64_t client_id, int protocol);
-  // A new dedicated connection; the caller owns it (close() ends it).
+  // A dedicated connection (an idle one when it fits, else a new one); the caller owns it until
+  // it hands it back with release().
   backends::UpstreamConn* pinned(int protocol, int db, const std::string& client_name,
                                  backends::UpstreamConn::Listener* listener);
+  // Takes back a dedicated connection. `clean`: its state is as new (db 0, no name, nothing
+  // pending), so the next client that pins may reuse it; otherwise, or when enough are idle,
+  // it is closed.
+  void release(backends::UpstreamConn* conn, bool clean);
   const UpstreamIdentity& identity() const { return identity_; }
   bool up() const;
   void close();
@@ -47,7 +52,8 @@ class UpstreamPool final : public backends::UpstreamConn::Listener {
   backends::LoopFlusher* flusher_;
   const Config& config_;
   std::vector<backends::UpstreamConn*> resp2_;
-  std::vector<backends::UpstreamConn*> resp3_;  // opened on the first RESP3 client
+  std::vector<backends::UpstreamConn*> resp3_;        // opened on the first RESP3 client
+  std::vector<backends::UpstreamConn*> idle_pinned_;  // dedicated connections kept for reuse
   UpstreamIdentity identity_;
   std::unique_ptr<IdentityProbe> probe_;
   bool was_down_ = false;
