@@ -16,6 +16,8 @@ namespace {
 size_t g_live = 0;
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kHandOffBytes = 1024 * 1024;
+// Past this many reply bytes queued behind the head slot, the output limits are checked at once.
+constexpr size_t kOutputCheckBytes = 1024 * 1024;
 // Reads land here when the client has no partial request buffered; what a read leaves unparsed
 // is copied to the client's own buffer, so idle clients hold no buffer at all.
 char g_read_buffer[kReadChunk];
@@ -96,7 +98,7 @@ void ClientConn::start(std::string_view reject) {
     ReplySlot* s = newSlot();
     std::string out;
     resp::ReplyEncoder(&out, 2).error(reject);
-    s->complete(std::move(out));
+    completeSlot(s, std::move(out));
     close_after_flush_ = true;
     server_->flusher()->mark(this);
     return;
@@ -211,7 +213,7 @@ void ClientConn::protocolError(std::string_view message) {
   ReplySlot* s = newSlot();
   std::string out;
   resp::ReplyEncoder(&out, protocol_).error(message);
-  s->complete(std::move(out));
+  completeSlot(s, std::move(out));
   drainAndClose();
 }
 
@@ -268,7 +270,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       ReplySlot* s = newSlot();
       std::string out;
       resp::ReplyEncoder(&out, protocol_).error(err);
-      s->complete(std::move(out));
+      completeSlot(s, std::move(out));
       server_->flusher()->mark(this);
       return true;
     }
@@ -297,7 +299,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       ReplySlot* s = newSlot();
       std::string out;
       resp::ReplyEncoder(&out, protocol_).error(resp::err::kUpstreamUnavailable);
-      s->complete(std::move(out));
+      completeSlot(s, std::move(out));
       server_->flusher()->mark(this);
       return true;
     }
@@ -446,8 +448,17 @@ size_t ClientConn::subscriptionsLeft(char kind) const {
   }
 }
 
-void ClientConn::slotProgress(ReplySlot* slot) {
-  if (slot == head_) server_->flusher()->mark(this);
+void ClientConn::completeSlot(ReplySlot* slot, std::string&& bytes) {
+  slot_bytes_ += bytes.size();
+  slot->complete(std::move(bytes));
+}
+
+void ClientConn::slotBytesDropped(size_t bytes) { slot_bytes_ -= std::min(slot_bytes_, bytes); }
+
+void ClientConn::slotProgress(ReplySlot* slot, size_t bytes) {
+  slot_bytes_ += bytes;
+  // The head streams out; bytes piling up behind it count against the output limits too.
+  if (slot == head_ || slot_bytes_ > kOutputCheckBytes) server_->flusher()->mark(this);
 }
 
 void ClientConn::slotFinished(ReplySlot* slot, bool failed) {
@@ -532,7 +543,7 @@ bool ClientConn::onUpstreamFrame(backends::UpstreamConn* conn, std::string& fram
   if (!unsolicited) return false;
   if (closing_) return true;
   auto* s = new ReplySlot(this);
-  s->complete(std::move(frame));
+  completeSlot(s, std::move(frame));
   // Before the reply this connection owes next, so the client sees the upstream's order.
   if (head != nullptr && head->client_ == this) {
     insertSlotBefore(s, head);
@@ -564,7 +575,7 @@ bool ClientConn::idleExempt() const {
 }
 
 size_t ClientConn::outputBytes() const {
-  return out_.size() + (write_ != nullptr ? write_->buf.size() : 0);
+  return out_.size() + slot_bytes_ + (write_ != nullptr ? write_->buf.size() : 0);
 }
 
 void ClientConn::flush() {
@@ -577,6 +588,7 @@ void ClientConn::flush() {
   while (head_ != nullptr) {
     ReplySlot* s = head_;
     if (!s->data_.empty()) {
+      slot_bytes_ -= std::min(slot_bytes_, s->data_.size());
       if (out_.empty()) {
         out_.swap(s->data_);
       } else {
@@ -724,7 +736,7 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
       answerClient(cmd, d.local, &out);
       break;
   }
-  slot->complete(std::move(out));
+  completeSlot(slot, std::move(out));
 }
 
 bool ClientConn::checkPassword(std::string_view user, std::string_view pass) const {

@@ -48,7 +48,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   uint64_t lastActive() const { return last_active_; }
 
   // From ReplySlot.
-  void slotProgress(ReplySlot* slot);
+  void slotProgress(ReplySlot* slot, size_t bytes);
+  void slotBytesDropped(size_t bytes);
+  // Fills a slot with a whole reply (readthru's own, a pushed message, an error).
+  void completeSlot(ReplySlot* slot, std::string&& bytes);
   void slotFinished(ReplySlot* slot, bool failed);
   // Subscriptions of one kind ('c' channels, 'p' patterns, 's' shard channels) still open.
   size_t subscriptionsLeft(char kind) const;
@@ -103,6 +106,7 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   resp::ByteBuffer in_;         // unparsed input (empty when idle: no per-client buffer)
   bool in_handed_off_ = false;  // in_ went upstream whole (a large request, no copy)
   std::string out_;             // reply bytes ready to write
+  size_t slot_bytes_ = 0;       // reply bytes waiting in slots, not yet moved to out_
   WriteReq* write_ = nullptr;   // the uv_write in flight, if any
   ReplySlot* head_ = nullptr;
   ReplySlot* tail_ = nullptr;

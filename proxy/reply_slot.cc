@@ -7,17 +7,18 @@ namespace readthru {
 void ReplySlot::replyData(const char* data, size_t len) {
   if (client_ == nullptr) return;  // orphan: the reply is read and dropped
   data_.append(data, len);
-  client_->slotProgress(this);
+  client_->slotProgress(this, len);
 }
 
 void ReplySlot::replyFrame(std::string& frame) {
   if (client_ == nullptr) return;
+  size_t len = frame.size();
   if (data_.empty()) {
     data_.swap(frame);  // no copy of a large frame
   } else {
     data_.append(frame);
   }
-  client_->slotProgress(this);
+  client_->slotProgress(this, len);
 }
 
 bool ReplySlot::replyDone(char) {
@@ -45,6 +46,7 @@ void ReplySlot::replyFailed(std::string_view error) {
     delete this;
     return;
   }
+  client_->slotBytesDropped(data_.size());
   data_.clear();
   if (streamed_) {
     // Part of this reply already went out: the stream cannot be repaired, only ended.
@@ -52,9 +54,10 @@ void ReplySlot::replyFailed(std::string_view error) {
     client_->drainAndClose();
     return;
   }
-  data_.push_back('-');
-  data_.append(error);
-  data_.append("\r\n");
+  std::string reply = "-";
+  reply.append(error);
+  reply.append("\r\n");
+  client_->completeSlot(this, std::move(reply));
   client_->slotFinished(this, true);
 }
 
