@@ -31,9 +31,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure --timeout 2400)
 
 echo "== fuzz (bounded)"
-CC=clang CXX=clang++ bash tools/build.sh build-fuzz -DREADTHRU_FUZZ=ON -DCMAKE_C_COMPILER=clang \
-  -DCMAKE_CXX_COMPILER=clang++
+cmake -S . -B build-fuzz -DREADTHRU_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build build-fuzz -j "$(nproc)" --target request_parser_fuzzer reply_framer_fuzzer
 for f in request_parser_fuzzer reply_framer_fuzzer; do
-  ./build-fuzz/tests/$f -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=0 2>&1 | tail -n 3
+  mkdir -p "build-fuzz/corpus-$f"
+  ./build-fuzz/tests/$f -max_total_time="${FUZZ_SECONDS:-60}" "build-fuzz/corpus-$f" 2>&1 | tail -n 2
 done
 echo "== all tests passed"
