@@ -275,6 +275,26 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       return true;
     }
   }
+  if (d.route == Route::kLocal && pinned_ != nullptr && inflight_ > 0) {
+    // A pinned client's state (subscribed? which protocol?) depends on replies still in flight;
+    // readthru answers its own commands once they are in, as redis-server would in sequence.
+    return false;
+  }
+  if (d.route == Route::kLocal && inPubsub() && protocol_ == 2 && d.local != LocalCommand::kQuit &&
+      d.local != LocalCommand::kReset) {
+    // What redis-server allows a RESP2 subscriber; readthru's own commands obey it too.
+    std::string name(d.info->name);
+    if (d.info->has_subcommands && cmd.argv.size() > 1) name += "|" + lower(cmd.argv[1]);
+    ReplySlot* s = newSlot();
+    std::string out;
+    resp::ReplyEncoder(&out, protocol_)
+        .error(fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                           "PING / QUIT / RESET are allowed in this context",
+                           name));
+    completeSlot(s, std::move(out));
+    server_->flusher()->mark(this);
+    return true;
+  }
   if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
     bool expected = takeReplyExpected();
     ReplySlot* s = newSlot();

@@ -30,6 +30,7 @@ bool parseDuration(std::string_view text, uint64_t* ms) {
   } else {
     return false;
   }
+  if (n > UINT64_MAX / mult) return false;
   *ms = n * mult;
   return true;
 }
@@ -47,7 +48,7 @@ bool parseSize(std::string_view text, uint64_t* bytes) {
       {"g", 1000000000}, {"gb", 1024ull * 1024 * 1024},
   };
   auto it = kUnits.find(unit);
-  if (it == kUnits.end()) return false;
+  if (it == kUnits.end() || n > UINT64_MAX / it->second) return false;
   *bytes = n * it->second;
   return true;
 }

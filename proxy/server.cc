@@ -115,12 +115,13 @@ void Server::shutdown(const char* why) {
     return;
   }
   shutting_down_ = true;
+  if (!listening_) {
+    maybeFinish();  // never started: nothing to drain
+    return;
+  }
   log::info("{} received: no new connections; finishing the replies owed (up to {} ms)", why,
             config_.shutdown_timeout_ms);
-  if (listening_) {
-    listening_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-  }
+  closeListener();
   uv_timer_stop(&idle_timer_);
   for (ClientConn* c = clients_head_; c != nullptr; c = c->next_) c->drainAndClose();
   uv_timer_start(
@@ -138,15 +139,20 @@ void Server::shutdown(const char* why) {
   maybeFinish();
 }
 
+void Server::closeListener() {
+  // The handle exists from the constructor on, listening or not.
+  if (listener_closed_) return;
+  listener_closed_ = true;
+  listening_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+}
+
 void Server::maybeFinish() {
   if (finished_ || clients_ > 0) return;
   finished_ = true;
   pool_.close();
   flusher_.close();
-  if (listening_) {
-    listening_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-  }
+  closeListener();
   for (uv_handle_t* h :
        {reinterpret_cast<uv_handle_t*>(&idle_timer_), reinterpret_cast<uv_handle_t*>(&deadline_),
         reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_)}) {

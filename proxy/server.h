@@ -38,6 +38,7 @@ class Server {
   void onConnection(int status);
   void onIdleTimer();
   void maybeFinish();
+  void closeListener();
 
   uv_loop_t* loop_;
   const Config& config_;
@@ -52,6 +53,7 @@ class Server {
   size_t clients_ = 0;
   uint64_t next_client_id_ = 1;
   bool listening_ = false;
+  bool listener_closed_ = false;
   bool shutting_down_ = false;
   bool finished_ = false;
 };

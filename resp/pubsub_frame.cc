@@ -76,7 +76,10 @@ PubsubFrame peekPubsubFrame(std::string_view frame) {
     return f;
   }
   std::string_view kind;
-  if (!c.string(&kind)) return f;
+  if (!c.string(&kind)) {
+    if (t == '>') f.kind = PubsubKind::kOtherPush;
+    return f;
+  }
   static constexpr struct {
     const char* name;
     PubsubKind kind;

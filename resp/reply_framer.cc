@@ -32,8 +32,13 @@ bool ReplyFramer::lengthDone(Result* r) {
   }
   for (; i < number_.size(); ++i) {
     char c = number_[i];
-    if (c < '0' || c > '9' || n > max_length_) {
+    if (c < '0' || c > '9') {
       message_ = "invalid length in reply";
+      r->error = true;
+      return false;
+    }
+    if (n > (max_length_ - (c - '0')) / 10) {
+      message_ = "reply length over the limit";
       r->error = true;
       return false;
     }
@@ -130,7 +135,17 @@ ReplyFramer::Result ReplyFramer::feed(const char* data, size_t len) {
       }
       case State::kLength: {
         char c = data[i++];
-        if (c == '\r') break;
+        if (c == '\r') {
+          saw_cr_ = true;
+          break;
+        }
+        if (saw_cr_ && c != '\n') {
+          message_ = "CR without LF in a length line";
+          r.error = true;
+          r.consumed = i;
+          r.type = top_type_;
+          return r;
+        }
         if (c == '\n') {
           if (!lengthDone(&r)) {
             r.consumed = i;

@@ -57,9 +57,12 @@ int hexValue(char c) {
   return -1;
 }
 
+// sdssplitargs skips isspace() between arguments, but an unquoted argument ends only at one of
+// these (so "a\vb" is one argument).
 bool isSpace(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
 }
+bool endsToken(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\0'; }
 
 }  // namespace
 
@@ -73,14 +76,14 @@ bool splitInlineArgs(std::string_view line, std::vector<std::string_view>* out,
     // Fast path: an unquoted argument without escapes is a view into the line.
     size_t start = i;
     bool plain = true;
-    for (size_t j = i; j < n && !isSpace(line[j]); ++j) {
+    for (size_t j = i; j < n && !endsToken(line[j]); ++j) {
       if (line[j] == '"' || line[j] == '\'') {
         plain = false;
         break;
       }
     }
     if (plain) {
-      while (i < n && !isSpace(line[i])) ++i;
+      while (i < n && !endsToken(line[i])) ++i;
       out->push_back(line.substr(start, i - start));
       continue;
     }

@@ -53,8 +53,8 @@ class RequestParser {
 
   const std::string& error() const { return error_; }
 
-  // Bytes the current partial request still needs at least (0 when unknown); lets the caller
-  // reserve buffer space once for a large bulk.
+  // The length the current partial request will have at least, counted from its first byte
+  // (0 when unknown); lets the caller reserve buffer space once for a large bulk.
   size_t bytesWanted() const;
 
  private:

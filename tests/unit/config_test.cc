@@ -1,0 +1,286 @@
+#include "proxy/config.h"
+
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+#include <doctest/doctest.h>
+
+namespace readthru {
+namespace {
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ =
+        (std::filesystem::temp_directory_path() / "readthru-config-XXXXXX").string();
+    REQUIRE(mkdtemp(templ.data()) != nullptr);
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string write(const std::string& name, std::string_view text) const {
+    std::string file = (path_ / name).string();
+    std::ofstream(file, std::ios::binary) << text;
+    return file;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST_CASE("config: parseDuration") {
+  struct Case {
+    std::string_view text;
+    uint64_t ms;
+  };
+  for (const Case& c :
+       {Case{"250ms", 250}, Case{"0ms", 0}, Case{"30s", 30000}, Case{"0", 0}, Case{"15", 15000},
+        Case{"2m", 120000}, Case{"1h", 3600000}, Case{"1d", 86400000}, Case{"10d", 864000000}}) {
+    CAPTURE(c.text);
+    uint64_t ms = 7;
+    CHECK(parseDuration(c.text, &ms));
+    CHECK(ms == c.ms);
+  }
+  for (std::string_view bad : {"", "s", "ms", "-1s", "+1s", " 1s", "1s ", "1 s", "1.5s", "1w",
+                               "1sec", "1ms5", "1mss", "99999999999999999999999s"}) {
+    CAPTURE(bad);
+    uint64_t ms = 7;
+    CHECK_FALSE(parseDuration(bad, &ms));
+    CHECK(ms == 7);  // untouched on failure
+  }
+}
+
+TEST_CASE("config: parseSize") {
+  struct Case {
+    std::string_view text;
+    uint64_t bytes;
+  };
+  for (const Case& c :
+       {Case{"100", 100}, Case{"0", 0}, Case{"2b", 2}, Case{"1k", 1000}, Case{"64kb", 65536},
+        Case{"1m", 1000000}, Case{"512mb", 512ull * 1024 * 1024}, Case{"1g", 1000000000},
+        Case{"1gb", 1024ull * 1024 * 1024}, Case{"4GB", 4ull * 1024 * 1024 * 1024},
+        Case{"8Mb", 8ull * 1024 * 1024}, Case{"3K", 3000}}) {
+    CAPTURE(c.text);
+    uint64_t bytes = 7;
+    CHECK(parseSize(c.text, &bytes));
+    CHECK(bytes == c.bytes);
+  }
+  for (std::string_view bad : {"", "mb", "-1", "+1", "1 mb", " 1mb", "1.5mb", "1tb", "1kib", "1bb",
+                               "99999999999999999999999"}) {
+    CAPTURE(bad);
+    uint64_t bytes = 7;
+    CHECK_FALSE(parseSize(bad, &bytes));
+    CHECK(bytes == 7);
+  }
+}
+
+// A number that fits in 64 bits but whose product with the unit does not wraps around instead of
+// being refused: "213503982335d" is 18446744073744000000 ms, stored as 34448384 (under 10 hours);
+// "17179869184gb" is 2^64 bytes, stored as 0 (which means "no limit" for some keys).
+TEST_CASE("config: durations and sizes that overflow 64 bits") {
+  uint64_t ms = 7;
+  CHECK_FALSE(parseDuration("213503982335d", &ms));
+  uint64_t bytes = 7;
+  CHECK_FALSE(parseSize("17179869184gb", &bytes));
+}
+
+TEST_CASE("config: parseHostPort") {
+  struct Case {
+    std::string_view text;
+    std::string host;
+    int port;
+  };
+  for (const Case& c :
+       {Case{"127.0.0.1:6379", "127.0.0.1", 6379}, Case{"localhost:0", "localhost", 0},
+        Case{"redis.internal:65535", "redis.internal", 65535}, Case{"[::1]:6380", "::1", 6380},
+        Case{"0.0.0.0:1", "0.0.0.0", 1}}) {
+    CAPTURE(c.text);
+    HostPort hp;
+    CHECK(parseHostPort(c.text, &hp));
+    CHECK(hp.host == c.host);
+    CHECK(hp.port == c.port);
+  }
+  for (std::string_view bad :
+       {"", "localhost", ":6379", "localhost:", "localhost:65536", "localhost:-1", "localhost:+1",
+        "localhost:63 79", "localhost:6379x", "[::1]", "localhost:99999999999"}) {
+    CAPTURE(bad);
+    HostPort hp{"untouched", 1};
+    CHECK_FALSE(parseHostPort(bad, &hp));
+    CHECK(hp.host == "untouched");
+    CHECK(hp.port == 1);
+  }
+}
+
+TEST_CASE("config: a file setting every key") {
+  TempDir dir;
+  std::string path = dir.write("readthru.toml", R"(# every key, none at its default
+listen = "0.0.0.0:7000"
+requirepass = "s3cret"
+log_level = "warning"
+shutdown_timeout = "5s"
+
+[upstream]
+address = "[::1]:6390"
+username = "proxy"
+password = "hunter2"
+connections = 4
+connect_timeout = "250ms"
+command_timeout = 60
+
+[limits]
+maxclients = 50
+timeout = "2m"
+max_pending_requests = 10
+client_query_buffer_limit = "64mb"
+proto_max_bulk_len = "1gb"
+max_multibulk_len = 1000
+max_inline_len = "16kb"
+client_output_buffer_limit_normal = 0
+client_output_buffer_limit_pubsub = "16mb 4mb 30"
+)");
+  Config c;
+  std::string error;
+  REQUIRE(loadConfigFile(path, &c, &error));
+  CHECK(error == "");
+  CHECK(c.listen.host == "0.0.0.0");
+  CHECK(c.listen.port == 7000);
+  CHECK(c.requirepass == "s3cret");
+  CHECK(c.log_level == "warning");
+  CHECK(c.shutdown_timeout_ms == 5000);
+  CHECK(c.upstream.host == "::1");
+  CHECK(c.upstream.port == 6390);
+  CHECK(c.upstream_username == "proxy");
+  CHECK(c.upstream_password == "hunter2");
+  CHECK(c.upstream_connections == 4);
+  CHECK(c.connect_timeout_ms == 250);
+  CHECK(c.command_timeout_ms == 60000);
+  CHECK(c.maxclients == 50);
+  CHECK(c.idle_timeout_ms == 120000);
+  CHECK(c.max_pending_requests == 10);
+  CHECK(c.query_buffer_limit == 64ull * 1024 * 1024);
+  CHECK(c.parser.max_bulk == 1024ll * 1024 * 1024);
+  CHECK(c.parser.max_multibulk == 1000);
+  CHECK(c.parser.max_inline == 16 * 1024);
+  CHECK(c.output_hard_limit_normal == 0);
+  CHECK(c.output_hard_limit_pubsub == 16ull * 1024 * 1024);
+  CHECK(c.output_soft_limit_pubsub == 4ull * 1024 * 1024);
+  CHECK(c.output_soft_seconds_pubsub == 30);
+}
+
+TEST_CASE("config: keys absent from the file keep their defaults") {
+  TempDir dir;
+  const Config defaults;
+  for (std::string_view text :
+       {"", "# nothing\n", "[upstream]\n", "[upstream]\nconnections = 8\n"}) {
+    CAPTURE(text);
+    Config c;
+    std::string error;
+    REQUIRE(loadConfigFile(dir.write("partial.toml", text), &c, &error));
+    CHECK(c.listen.host == defaults.listen.host);
+    CHECK(c.listen.port == defaults.listen.port);
+    CHECK(c.upstream.port == defaults.upstream.port);
+    CHECK(c.upstream_connections == (text.find("8") != std::string_view::npos ? 8 : 2));
+    CHECK(c.command_timeout_ms == defaults.command_timeout_ms);
+    CHECK(c.parser.max_bulk == defaults.parser.max_bulk);
+    CHECK(c.parser.max_inline == defaults.parser.max_inline);
+    CHECK(c.parser.unauth_max_bulk == 16384);
+    CHECK(c.output_hard_limit_pubsub == defaults.output_hard_limit_pubsub);
+  }
+}
+
+struct BadFile {
+  std::string text;
+  std::string error;  // after "<path>:"
+};
+
+TEST_CASE("config: a bad file is refused with file:line:column and the key") {
+  const BadFile cases[] = {
+      {"[upstream]\nconnections = 100\n", "2:15: 'upstream.connections' must be between 1 and 64"},
+      {"[upstream]\nconnections = \"4\"\n", "2:15: 'upstream.connections' must be an integer"},
+      {"listen = \"127.0.0.1:6380\"\n\nbogus = 1\n", "3:1: unknown key 'bogus'"},
+      {"[limits]\nmaxclients = 5\nmaxclient = 5\n", "3:1: unknown key 'limits.maxclient'"},
+      {"listen = 6380\n", "1:10: 'listen' must be \"host:port\", e.g. \"127.0.0.1:6380\""},
+      {"listen = \"localhost\"\n", "1:10: 'listen' must be \"host:port\", e.g. \"127.0.0.1:6380\""},
+      {"[upstream]\naddress = \"h:70000\"\n",
+       "2:11: 'upstream.address' must be \"host:port\", e.g. \"127.0.0.1:6380\""},
+      {"requirepass = 5\n", "1:15: 'requirepass' must be a string"},
+      {"log_level = \"loud\"\n",
+       "1:13: 'log_level' must be one of \"debug\", \"info\", \"warning\", \"error\""},
+      {"shutdown_timeout = \"5 seconds\"\n",
+       "1:20: 'shutdown_timeout' must be a duration such as \"250ms\", \"30s\", \"5m\", \"1h\""},
+      {"[upstream]\ncommand_timeout = -1\n",
+       "2:19: 'upstream.command_timeout' must not be negative"},
+      {"[limits]\nclient_query_buffer_limit = \"12 parsecs\"\n",
+       "2:29: 'limits.client_query_buffer_limit' must be a size such as \"64kb\", \"512mb\", "
+       "\"1gb\""},
+      {"[limits]\nmax_inline_len = -5\n", "2:18: 'limits.max_inline_len' must not be negative"},
+      {"[limits]\nmax_multibulk_len = 0\n",
+       "2:21: 'limits.max_multibulk_len' must be between 1 and 9223372036854775807"},
+      {"[limits]\nclient_output_buffer_limit_pubsub = \"32mb\"\n",
+       "2:37: 'limits.client_output_buffer_limit_pubsub' must be \"<hard> <soft> <seconds>\", "
+       "e.g. \"32mb 8mb 60\""},
+      {"[limits]\nclient_output_buffer_limit_pubsub = \"32mb 8mb sixty\"\n",
+       "2:37: 'limits.client_output_buffer_limit_pubsub' must be \"<hard> <soft> <seconds>\", "
+       "e.g. \"32mb 8mb 60\""},
+      {"upstream = \"127.0.0.1:6379\"\n", "1:1: 'upstream' must be a table"},
+      // One problem is reported (keys are visited in name order, here also the file's).
+      {"[upstream]\nbogus = 1\nconnections = 0\n", "2:1: unknown key 'upstream.bogus'"},
+      {"[upstream]\n  password = 5\n", "2:14: 'upstream.password' must be a string"},
+  };
+  TempDir dir;
+  for (const BadFile& c : cases) {
+    CAPTURE(c.text);
+    std::string path = dir.write("bad.toml", c.text);
+    Config config;
+    std::string error;
+    CHECK_FALSE(loadConfigFile(path, &config, &error));
+    CHECK(error == path + ":" + c.error);
+  }
+}
+
+TEST_CASE("config: a TOML syntax error names the file, line and column") {
+  TempDir dir;
+  struct Case {
+    std::string text;
+    std::string position;  // "line:column:"
+  };
+  for (const Case& c : {Case{"listen = \"127.0.0.1:6380\n", "1:"},
+                        Case{"# ok\n[upstream\naddress = \"h:1\"\n", "2:"},
+                        Case{"[limits]\nmaxclients = = 5\n", "2:"},
+                        Case{"listen = \"a:1\"\nlisten = \"b:2\"\n", "2:"}}) {
+    CAPTURE(c.text);
+    std::string path = dir.write("syntax.toml", c.text);
+    Config config;
+    std::string error;
+    CHECK_FALSE(loadConfigFile(path, &config, &error));
+    CHECK(error.rfind(path + ":" + c.position, 0) == 0);
+    // line:column: then toml++'s description
+    std::string rest = error.substr(path.size() + c.position.size());
+    CHECK(rest.find(':') != std::string::npos);
+    CHECK(rest.size() > rest.find(':') + 2);
+  }
+}
+
+TEST_CASE("config: a missing file is an error naming it") {
+  TempDir dir;
+  Config config;
+  std::string error;
+  std::string path =
+      (std::filesystem::temp_directory_path() / "readthru-no-such-dir" / "x.toml").string();
+  CHECK_FALSE(loadConfigFile(path, &config, &error));
+  CHECK(error.rfind(path + ":", 0) == 0);
+}
+
+}  // namespace
+}  // namespace readthru
