@@ -295,6 +295,17 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     server_->flusher()->mark(this);
     return true;
   }
+  if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
+      (d.local == LocalCommand::kClientSetName || d.local == LocalCommand::kClientGetName ||
+       d.local == LocalCommand::kClientId || d.local == LocalCommand::kClientSetInfo)) {
+    // Inside MULTI Redis queues these (+QUEUED) and runs them at EXEC: so does the upstream.
+    if (d.local == LocalCommand::kClientSetName && cmd.argv.size() == 3 &&
+        validNameChars(cmd.argv[2])) {
+      name_ = std::string(cmd.argv[2]);
+    }
+    forward(cmd, d, pinned_);
+    return true;
+  }
   if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
     bool expected = takeReplyExpected();
     ReplySlot* s = newSlot();
