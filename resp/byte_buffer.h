@@ -35,6 +35,7 @@ class ByteBuffer {
   size_t capacity() const { return cap_; }
 
   void append(const char* p, size_t n) {
+    if (n == 0) return;  // memcpy into a null (empty) buffer is undefined even for 0 bytes
     std::memcpy(prepareAppend(n), p, n);
     end_ += n;
   }

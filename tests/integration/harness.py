@@ -253,13 +253,16 @@ class Readthru(Process):
         fixed = self.port is not None
         for _ in range(1 if fixed else 3):
             port = self.port if fixed else free_port()
+            log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
             self._spawn(self.argv(port))
             if self.wait_ready(port, password=self.password):
                 self.port = port
                 return self
-            if self.alive():
-                self.kill()
-                break  # running but not answering: a real failure, not a port race
+            running = self.alive()
+            self.kill()
+            new_log = self.log_path.read_bytes()[log_start:].lower()
+            if running or b"in use" not in new_log:
+                break  # not a race for the port (another process took it): a real failure
         raise RuntimeError(f"readthru did not answer PING; stderr:\n{self.log()}")
 
     @property

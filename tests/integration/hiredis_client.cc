@@ -1,6 +1,7 @@
 // hiredis_client: a real hiredis (0.14, synchronous API) client for the integration tests.
 //
-//   hiredis_client HOST PORT                 run the scripted checks; exit 0 when all pass
+//   hiredis_client HOST PORT [--prefix=P]    run the scripted checks (keys start with P, default
+//                                            "hiredis:"); exit 0 when all pass
 //   hiredis_client HOST PORT CMD [ARG ...]   run one command and print its reply (redis-cli style)
 //
 // The checks print one line each and stop at the first mismatch with exit code 1; a connection
@@ -19,6 +20,9 @@ namespace {
 
 redisContext* g_ctx = nullptr;
 int g_checks = 0;
+std::string g_prefix = "hiredis:";  // --prefix=P: lets several runs share one server
+
+std::string key(const std::string& name) { return g_prefix + name; }
 
 [[noreturn]] void fail(const char* fmt, ...) {
   va_list ap;
@@ -125,10 +129,10 @@ void checkBinarySetGet() {
 }
 
 void checkNilAndErrors() {
-  Reply nil = command({"GET", "hiredis:missing"});
+  Reply nil = command({"GET", key("missing")});
   if (nil->type != REDIS_REPLY_NIL) fail("get missing: want nil, got type %d", nil->type);
-  command({"SET", "hiredis:str", "x"});
-  Reply wrong = command({"LPUSH", "hiredis:str", "y"});
+  command({"SET", key("str"), "x"});
+  Reply wrong = command({"LPUSH", key("str"), "y"});
   if (wrong->type != REDIS_REPLY_ERROR || std::strncmp(wrong->str, "WRONGTYPE ", 10) != 0)
     fail("lpush on a string: want -WRONGTYPE, got type %d", wrong->type);
   Reply unknown = command({"NOSUCHCMD"});
@@ -141,9 +145,11 @@ void checkNilAndErrors() {
 // 1000 commands appended, then read back: every reply must be the one for its own command.
 void checkPipeline() {
   constexpr int kCount = 1000;
-  command({"DEL", "hiredis:counter", "hiredis:list"});
+  const std::string counter = key("counter");
+  const std::string list = key("list");
+  command({"DEL", counter, list});
   for (int i = 0; i < kCount; ++i) {
-    const std::string k = "hiredis:p:" + std::to_string(i / 4);
+    const std::string k = key("p:" + std::to_string(i / 4));
     const std::string v = "value-" + std::to_string(i / 4) + std::string(i % 50, 'x');
     int rc = REDIS_OK;
     switch (i % 4) {
@@ -154,10 +160,10 @@ void checkPipeline() {
         rc = redisAppendCommand(g_ctx, "GET %b", k.data(), k.size());
         break;
       case 2:
-        rc = redisAppendCommand(g_ctx, "INCR hiredis:counter");
+        rc = redisAppendCommand(g_ctx, "INCR %b", counter.data(), counter.size());
         break;
       default:
-        rc = redisAppendCommand(g_ctx, "RPUSH hiredis:list %d", i);
+        rc = redisAppendCommand(g_ctx, "RPUSH %b %d", list.data(), list.size(), i);
         break;
     }
     if (rc != REDIS_OK) ioFail("redisAppendCommand");
@@ -185,14 +191,14 @@ void checkPipeline() {
 }
 
 void checkAggregates() {
-  command({"DEL", "hiredis:h", "hiredis:l"});
-  command({"HSET", "hiredis:h", "f1", "v1", "f2", "v2"});
-  Reply h = command({"HGETALL", "hiredis:h"});
+  command({"DEL", key("h"), key("l")});
+  command({"HSET", key("h"), "f1", "v1", "f2", "v2"});
+  Reply h = command({"HGETALL", key("h")});
   if (h->type != REDIS_REPLY_ARRAY || h->elements != 4) fail("hgetall: want an array of 4");
   Reply exec_ok = command({"MULTI"});
   expectStatus(exec_ok, "OK", "multi");
-  expectStatus(command({"RPUSH", "hiredis:l", "a", "b"}), "QUEUED", "queued rpush");
-  expectStatus(command({"LRANGE", "hiredis:l", "0", "-1"}), "QUEUED", "queued lrange");
+  expectStatus(command({"RPUSH", key("l"), "a", "b"}), "QUEUED", "queued rpush");
+  expectStatus(command({"LRANGE", key("l"), "0", "-1"}), "QUEUED", "queued lrange");
   Reply exec = command({"EXEC"});
   if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 2) fail("exec: want an array of 2");
   if (exec->element[0]->type != REDIS_REPLY_INTEGER || exec->element[0]->integer != 2)
@@ -210,11 +216,12 @@ void checkLargeValue() {
   std::string big(4 * 1024 * 1024, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 2654435761u) >> 13);
   {
-    Reply r(redisCommand(g_ctx, "SET hiredis:big %b", big.data(), big.size()));
+    const std::string k = key("big");
+    Reply r(redisCommand(g_ctx, "SET %b %b", k.data(), k.size(), big.data(), big.size()));
     if (r.r == nullptr) ioFail("SET big");
     expectStatus(r, "OK", "set big");
   }
-  Reply r = command({"GET", "hiredis:big"});
+  Reply r = command({"GET", key("big")});
   expectString(r, big, "get big");
   pass("4 MB value round trip");
 }
@@ -261,6 +268,10 @@ int main(int argc, char** argv) {
   if (redisSetTimeout(g_ctx, timeout) != REDIS_OK) ioFail("set timeout");
 
   int rc = 0;
+  if (argc == 4 && std::strncmp(argv[3], "--prefix=", 9) == 0) {
+    g_prefix = argv[3] + 9;
+    argc = 3;
+  }
   if (argc > 3) {
     std::vector<std::string> args(argv + 3, argv + argc);
     Reply r = command(args);

@@ -4,6 +4,18 @@ import threading
 import time
 
 
+def wait_blocked(upstream, count: int, timeout: float = 10.0) -> None:
+    """Waits until redis-server itself has `count` clients blocked (whoever forwarded them)."""
+    client = upstream.client()
+    try:
+        deadline = time.monotonic() + timeout
+        while int(client.info("clients")["blocked_clients"]) != count:
+            assert time.monotonic() < deadline, f"never saw {count} blocked clients"
+            time.sleep(0.02)
+    finally:
+        client.close()
+
+
 def test_blpop_is_woken_by_push_from_another_client(proxy, r):
     with proxy.raw() as blocked:
         started = time.monotonic()
@@ -38,12 +50,12 @@ def test_blocked_client_does_not_stall_other_clients(proxy, r):
         assert blocked.read_reply() == [b"slow", b"done"]
 
 
-def test_several_blpop_clients_are_served_in_arrival_order(proxy, r):
+def test_several_blpop_clients_are_served_in_arrival_order(proxy, upstream, r):
     waiters = [proxy.raw() for _ in range(3)]
     try:
-        for w in waiters:
+        for n, w in enumerate(waiters, start=1):
             w.send_command("BLPOP", "fifo", "10")
-            time.sleep(0.15)  # redis serves blocked clients first come, first served
+            wait_blocked(upstream, n)  # redis serves blocked clients first come, first served
         r.rpush("fifo", "a", "b", "c")
         assert [w.read_reply() for w in waiters] == [
             [b"fifo", b"a"],
@@ -78,10 +90,10 @@ def test_redis_py_brpop_and_blmove_in_threads(proxy, r):
     assert r.lrange("dst", 0, -1) == [b"moved"]
 
 
-def test_xread_block_gets_new_entry(proxy, r):
+def test_xread_block_gets_new_entry(proxy, upstream, r):
     with proxy.raw() as c:
         c.send_command("XREAD", "BLOCK", "10000", "STREAMS", "events", "$")
-        time.sleep(0.3)
+        wait_blocked(upstream, 1)  # "$" means entries added after the XREAD arrives
         r.xadd("events", {"f": "v"}, id="5-1")
         assert c.read_reply() == [[b"events", [[b"5-1", [b"f", b"v"]]]]]
         c.send_command("XREAD", "BLOCK", "200", "STREAMS", "events", "$")

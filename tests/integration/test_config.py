@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import HOST, Readthru, free_port, ping_ok, readthru_bin, write_config
+from harness import HOST, free_port, ping_ok, readthru_bin, write_config
 
 pytestmark = pytest.mark.proxy_only
 
