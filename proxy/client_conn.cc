@@ -95,12 +95,8 @@ ClientConn::~ClientConn() { --g_live; }
 void ClientConn::start(std::string_view reject) {
   uv_tcp_nodelay(&tcp_, 1);
   if (!reject.empty()) {
-    ReplySlot* s = newSlot();
-    std::string out;
-    resp::ReplyEncoder(&out, 2).error(reject);
-    completeSlot(s, std::move(out));
+    replyError(reject);
     close_after_flush_ = true;
-    server_->flusher()->mark(this);
     return;
   }
   resumeReading();
@@ -210,11 +206,15 @@ void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
 
 void ClientConn::protocolError(std::string_view message) {
   log::info("client id={}: {}", id_, message);
-  ReplySlot* s = newSlot();
+  replyError(message);
+  drainAndClose();
+}
+
+void ClientConn::replyError(std::string_view message) {
   std::string out;
   resp::ReplyEncoder(&out, protocol_).error(message);
-  completeSlot(s, std::move(out));
-  drainAndClose();
+  completeSlot(newSlot(), std::move(out));
+  server_->flusher()->mark(this);
 }
 
 ReplySlot* ClientConn::newSlot() {
@@ -267,11 +267,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       err = std::string(resp::err::kNoAuth);
     }
     if (!err.empty()) {
-      ReplySlot* s = newSlot();
-      std::string out;
-      resp::ReplyEncoder(&out, protocol_).error(err);
-      completeSlot(s, std::move(out));
-      server_->flusher()->mark(this);
+      replyError(err);
       return true;
     }
   }
@@ -285,14 +281,10 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     // What redis-server allows a RESP2 subscriber; readthru's own commands obey it too.
     std::string name(d.info->name);
     if (d.info->has_subcommands && cmd.argv.size() > 1) name += "|" + lower(cmd.argv[1]);
-    ReplySlot* s = newSlot();
-    std::string out;
-    resp::ReplyEncoder(&out, protocol_)
-        .error(fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
-                           "PING / QUIT / RESET are allowed in this context",
-                           name));
-    completeSlot(s, std::move(out));
-    server_->flusher()->mark(this);
+    replyError(
+        fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                    "PING / QUIT / RESET are allowed in this context",
+                    name));
     return true;
   }
   if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
@@ -327,11 +319,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   } else {
     target = server_->pool()->shared(id_, protocol_);
     if (target == nullptr) {
-      ReplySlot* s = newSlot();
-      std::string out;
-      resp::ReplyEncoder(&out, protocol_).error(resp::err::kUpstreamUnavailable);
-      completeSlot(s, std::move(out));
-      server_->flusher()->mark(this);
+      replyError(resp::err::kUpstreamUnavailable);
       return true;
     }
   }

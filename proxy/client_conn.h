@@ -88,6 +88,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void appendSlot(ReplySlot* s);
   void insertSlotBefore(ReplySlot* s, ReplySlot* before);
   void protocolError(std::string_view message);
+  // Queues an error reply readthru writes itself.
+  void replyError(std::string_view message);
   void pin();
   bool pinReleasable() const;
   void unpin();
