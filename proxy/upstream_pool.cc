@@ -92,7 +92,12 @@ bool UpstreamPool::up() const {
 backends::UpstreamConn* UpstreamPool::shared(uint64_t client_id, int protocol) {
   auto& v = conns(protocol);
   backends::UpstreamConn* c = v[client_id % v.size()];
-  if (c->acceptsRequests()) return c;
+  // A first connect is worth waiting for; a reconnect after a failure is not: the request would
+  // only wait for the next error, and "upstream unavailable" now is the better answer.
+  if (c->state() == backends::UpstreamConn::State::kReady ||
+      (c->state() == backends::UpstreamConn::State::kConnecting && !c->retrying())) {
+    return c;
+  }
   // Another connection of the set may still be up.
   for (auto* other : v) {
     if (other->state() == backends::UpstreamConn::State::kReady) return other;

@@ -70,6 +70,7 @@ def write_config(
     requirepass: str | None = None,
     upstream_password: str | None = None,
     extra: str = "",
+    upstream_extra: str = "",
 ) -> Path:
     """The one place that knows readthru's config format (conf/readthru.toml documents it)."""
     top = f'listen = "{HOST}:{listen_port}"\n'
@@ -78,6 +79,7 @@ def write_config(
     upstream = f'address = "{HOST}:{upstream_port}"\nconnections = {connections}\n'
     if upstream_password is not None:
         upstream += f'password = "{upstream_password}"\n'
+    upstream += upstream_extra
     path.write_text(
         top + "\n[upstream]\n" + upstream + "\n[limits]\n" + f"maxclients = {maxclients}\n" + extra
     )
