@@ -28,9 +28,9 @@
 set -u
 set -o pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-PY=/usr/bin/python3
+PROG=bench.sh
+# shellcheck source=tools/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh" || exit 1
 
 ROUNDS=5
 REQ_P1=100000
@@ -45,10 +45,6 @@ TESTS="get,set"
 RAW_OUT=""
 KEEP=0
 RUN_TIMEOUT=120     # seconds, hard bound on one redis-benchmark run
-
-usage() { sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "bench.sh: ERROR: $*" >&2; exit 1; }
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "option $1 needs an argument"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -73,12 +69,8 @@ done
 for v in ROUNDS REQ_P1 REQ_P16 REQ_C1 KEYSPACE; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
-for t in redis-server redis-benchmark redis-cli nutcracker timeout; do
-  command -v "$t" >/dev/null || die "'$t' not found in PATH"
-done
-[ -x "$PY" ] || die "$PY not found"
+require_tools redis-server redis-benchmark redis-cli nutcracker timeout
 
-has_target() { [[ ",$TARGETS," == *",$1,"* ]]; }
 has_target redis || die "--targets must include 'redis' (it is the ratio baseline)"
 
 NOTES=()
@@ -89,49 +81,11 @@ if has_target readthru && [ ! -x "$READTHRU" ]; then
   echo "bench.sh: NOTE: readthru binary not found or not executable: $READTHRU" >&2
   echo "bench.sh: NOTE: benchmarking only redis and twemproxy" >&2
   NOTES+=("readthru binary missing ($READTHRU): readthru NOT benchmarked")
-  TARGETS=$(echo ",$TARGETS," | sed 's/,readthru,/,/; s/^,//; s/,$//')
+  drop_target readthru
 fi
 
 CLK_TCK=$(getconf CLK_TCK)
-TMP=$(mktemp -d /tmp/readthru-bench.XXXXXX) || die "mktemp failed"
-PIDS=()
-
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do
-    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-  if [ "$KEEP" = 1 ]; then echo "bench.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'echo "bench.sh: interrupted" >&2; exit 130' INT TERM HUP
-
-# Free TCP ports on 127.0.0.1 (bind to port 0, let the kernel choose).
-free_ports() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-# wait_ready NAME PID PORT: until a PING on PORT answers PONG (max ~10 s)
-wait_ready() {
-  local name=$1 pid=$2 port=$3
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited during startup; see log below:
-$(tail -n 20 "$TMP/$name.log" 2>/dev/null)"
-    if [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ]; then return 0; fi
-    sleep 0.1
-  done
-  die "$name did not answer PING on port $port within 10 s; log:
-$(tail -n 20 "$TMP/$name.log" 2>/dev/null)"
-}
+make_tmp readthru-bench 10
 
 # cpu_ticks PID: utime+stime of the whole process in clock ticks (NA if gone)
 cpu_ticks() {
@@ -152,47 +106,21 @@ us_per_req() {
 read -r REDIS_PORT TW_PORT TW_STATS_PORT RT_PORT <<<"$(free_ports 4)"
 
 # ---------------------------------------------------------------- redis
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-  --dir "$TMP" --daemonize no --protected-mode no --maxclients 10000 \
-  --logfile "$TMP/redis.log" >/dev/null 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-wait_ready redis "$REDIS_PID" "$REDIS_PORT"
+start_redis redis "$REDIS_PORT" 10000
+REDIS_PID=$STARTED_PID
 
 # ---------------------------------------------------------------- twemproxy
 TW_PID=""
 if has_target twemproxy; then
-  cat >"$TMP/nutcracker.yml" <<EOF
-bench:
-  listen: 127.0.0.1:$TW_PORT
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  preconnect: true
-  auto_eject_hosts: false
-  server_connections: 1
-  timeout: 10000
-  servers:
-   - 127.0.0.1:$REDIS_PORT:1
-EOF
-  nutcracker -t -c "$TMP/nutcracker.yml" >"$TMP/nutcracker-test.log" 2>&1 \
-    || die "nutcracker rejected config: $(cat "$TMP/nutcracker-test.log")"
-  nutcracker -c "$TMP/nutcracker.yml" -s "$TW_STATS_PORT" -a 127.0.0.1 \
-    -o "$TMP/twemproxy.log" -p "$TMP/nutcracker.pid" -v 4 >/dev/null 2>&1 &
-  TW_PID=$!
-  PIDS+=("$TW_PID")
-  wait_ready twemproxy "$TW_PID" "$TW_PORT"
+  start_twemproxy bench "$TW_PORT" "$TW_STATS_PORT" "$REDIS_PORT" --check
+  TW_PID=$STARTED_PID
 fi
 
 # ---------------------------------------------------------------- readthru
 RT_PID=""
 if has_target readthru; then
-  # shellcheck disable=SC2086
-  "$READTHRU" --listen "127.0.0.1:$RT_PORT" --upstream "127.0.0.1:$REDIS_PORT" \
-    $READTHRU_ARGS >"$TMP/readthru.log" 2>&1 &
-  RT_PID=$!
-  PIDS+=("$RT_PID")
-  wait_ready readthru "$RT_PID" "$RT_PORT"
+  start_readthru "$RT_PORT" "$REDIS_PORT"
+  RT_PID=$STARTED_PID
 fi
 
 # ---------------------------------------------------------------- preload

@@ -25,9 +25,9 @@
 set -u
 set -o pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-PY=/usr/bin/python3
+PROG=idle_memory.sh
+# shellcheck source=tools/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh" || exit 1
 
 CONNS=10000
 READTHRU="$REPO_DIR/build/readthru"
@@ -37,10 +37,6 @@ TARGETS="redis,twemproxy,readthru"
 KEEP=0
 SETTLE=1
 MAXCLIENTS=20000
-
-usage() { sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() { echo "idle_memory.sh: ERROR: $*" >&2; exit 1; }
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "option $1 needs an argument"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,10 +54,7 @@ done
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "--conns must be a positive integer"
 [[ $SETTLE =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--settle must be a number of seconds"
 [ "$CONNS" -le $((MAXCLIENTS - 100)) ] || die "--conns must be <= $((MAXCLIENTS - 100)) (servers run with maxclients $MAXCLIENTS)"
-for t in redis-server redis-cli nutcracker timeout; do
-  command -v "$t" >/dev/null || die "'$t' not found in PATH"
-done
-[ -x "$PY" ] || die "$PY not found"
+require_tools redis-server redis-cli nutcracker timeout
 
 # Raise the fd limit for this shell; servers and the client inherit it.
 NEED_FDS=$((CONNS + 200))
@@ -71,67 +64,14 @@ if [ "$HARD" != unlimited ] && [ "$HARD" -lt "$NEED_FDS" ]; then
 fi
 ulimit -n "$HARD" 2>/dev/null || ulimit -n "$NEED_FDS" || die "cannot raise ulimit -n"
 
-has_target() { [[ ",$TARGETS," == *",$1,"* ]]; }
 NOTES=()
 if has_target readthru && [ ! -x "$READTHRU" ]; then
   echo "idle_memory.sh: NOTE: readthru binary not found or not executable: $READTHRU; measuring only redis and twemproxy" >&2
   NOTES+=("readthru binary missing ($READTHRU): readthru NOT measured")
-  TARGETS=$(echo ",$TARGETS," | sed 's/,readthru,/,/; s/^,//; s/,$//')
+  drop_target readthru
 fi
 
-TMP=$(mktemp -d /tmp/readthru-idle.XXXXXX) || die "mktemp failed"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-  if [ "$KEEP" = 1 ]; then echo "idle_memory.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'echo "idle_memory.sh: interrupted" >&2; exit 130' INT TERM HUP
-
-stop_pid() {   # stop one process we started, wait for it
-  local p=$1
-  kill "$p" 2>/dev/null
-  for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$p" 2>/dev/null
-  wait "$p" 2>/dev/null
-}
-
-free_ports() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-wait_ready() {
-  local name=$1 pid=$2 port=$3
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited during startup; log:
-$(tail -n 20 "$TMP/$name.log" 2>/dev/null)"
-    if [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ]; then return 0; fi
-    sleep 0.1
-  done
-  die "$name did not answer PING on port $port within 10 s; log:
-$(tail -n 20 "$TMP/$name.log" 2>/dev/null)"
-}
-
-start_redis() {   # start_redis NAME PORT -> sets STARTED_PID
-  redis-server --bind 127.0.0.1 --port "$2" --save '' --appendonly no --dir "$TMP" \
-    --daemonize no --protected-mode no --maxclients "$MAXCLIENTS" \
-    --logfile "$TMP/$1.log" >/dev/null 2>&1 &
-  STARTED_PID=$!
-  PIDS+=("$STARTED_PID")
-  wait_ready "$1" "$STARTED_PID" "$2"
-}
+make_tmp readthru-idle 30
 
 RESULTS=()
 measure() {   # measure TARGET PORT PID BACKEND_PID
@@ -153,44 +93,24 @@ measure() {   # measure TARGET PORT PID BACKEND_PID
 read -r P_REDIS P_BACKEND P_TW P_TWSTATS P_RT <<<"$(free_ports 5)"
 
 if has_target redis; then
-  start_redis redis "$P_REDIS"; pid=$STARTED_PID
+  start_redis redis "$P_REDIS" "$MAXCLIENTS"; pid=$STARTED_PID
   measure redis "$P_REDIS" "$pid" ""
   stop_pid "$pid"
 fi
 
 if has_target twemproxy || has_target readthru; then
-  start_redis backend "$P_BACKEND"; BACKEND_PID=$STARTED_PID
+  start_redis backend "$P_BACKEND" "$MAXCLIENTS"; BACKEND_PID=$STARTED_PID
 fi
 
 if has_target twemproxy; then
-  cat >"$TMP/nutcracker.yml" <<EOF
-idle:
-  listen: 127.0.0.1:$P_TW
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  preconnect: true
-  auto_eject_hosts: false
-  server_connections: 1
-  timeout: 10000
-  servers:
-   - 127.0.0.1:$P_BACKEND:1
-EOF
-  nutcracker -c "$TMP/nutcracker.yml" -s "$P_TWSTATS" -a 127.0.0.1 \
-    -o "$TMP/twemproxy.log" -p "$TMP/nutcracker.pid" -v 4 >/dev/null 2>&1 &
-  pid=$!; PIDS+=("$pid")
-  wait_ready twemproxy "$pid" "$P_TW"
+  start_twemproxy idle "$P_TW" "$P_TWSTATS" "$P_BACKEND"; pid=$STARTED_PID
   measure twemproxy "$P_TW" "$pid" "$BACKEND_PID"
   stop_pid "$pid"
 fi
 
 if has_target readthru; then
   printf '[limits]\nmaxclients = %s\n' "$MAXCLIENTS" >"$TMP/readthru.conf"
-  # shellcheck disable=SC2086
-  "$READTHRU" --listen "127.0.0.1:$P_RT" --upstream "127.0.0.1:$P_BACKEND" \
-    "$RT_CONFIG_FLAG" "$TMP/readthru.conf" $READTHRU_ARGS >"$TMP/readthru.log" 2>&1 &
-  pid=$!; PIDS+=("$pid")
-  wait_ready readthru "$pid" "$P_RT"
+  start_readthru "$P_RT" "$P_BACKEND" "$RT_CONFIG_FLAG" "$TMP/readthru.conf"; pid=$STARTED_PID
   measure readthru "$P_RT" "$pid" "$BACKEND_PID"
   stop_pid "$pid"
 fi
