@@ -146,6 +146,7 @@ void UpstreamConn::onConnected(int status) {
   }
   uv_timer_stop(&timer_);
   backoff_ms_ = 0;
+  was_ready_ = true;
   state_ = State::kReady;
   size_t n = 0;
   std::string hs = handshake(&n);
@@ -340,32 +341,44 @@ void UpstreamConn::fail(std::string_view reason) {
   failPending(why);
   if (state_ == State::kClosed) return;
   listener_->onUpstreamDown(this, why);
-  if (state_ == State::kDown && options_.reconnect) scheduleReconnect();
+  if (state_ == State::kDown && options_.reconnect) {
+    if (backoff_ms_ == 0 && was_ready_) {
+      // The first retry after a working connection dropped (CLIENT KILL, a restart) goes out at
+      // once, and requests may wait for it; only when it fails does backoff begin.
+      was_ready_ = false;
+      state_ = State::kConnecting;
+      armReconnect(0);
+      return;
+    }
+    backoff_ms_ = backoff_ms_ == 0 ? kMinBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
+    armReconnect(backoff_ms_);
+  }
 }
 
-void UpstreamConn::scheduleReconnect() {
-  backoff_ms_ = backoff_ms_ == 0 ? kMinBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
+void UpstreamConn::armReconnect(uint64_t delay_ms) {
   uv_timer_start(
       &timer_,
       [](uv_timer_t* t) {
         auto* self = static_cast<UpstreamConn*>(t->data);
-        if (self->state_ != State::kDown) return;
-        if (self->tcp_open_ || self->resolving_) {
-          self->scheduleReconnect();  // the old socket is still closing
+        if (self->state_ == State::kClosed || self->state_ == State::kReady) return;
+        if (self->tcp_closing_ || self->resolving_) {
+          self->armReconnect(1);  // the old socket is still closing
           return;
         }
         self->startConnect();
       },
-      backoff_ms_, 0);
+      delay_ms, 0);
 }
 
 void UpstreamConn::closeSocket() {
   if (resolving_) uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_req_));
   if (!tcp_open_) return;
   tcp_open_ = false;
+  tcp_closing_ = true;
   writing_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
     auto* self = static_cast<UpstreamConn*>(h->data);
+    self->tcp_closing_ = false;
     self->writing_buf_.clear();
     self->handleClosed();
   });

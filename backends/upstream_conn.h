@@ -103,7 +103,7 @@ class UpstreamConn final : public Flushable {
   void fail(std::string_view reason);
   void failPending(std::string_view reason);
   void closeSocket();
-  void scheduleReconnect();
+  void armReconnect(uint64_t delay_ms);
   void onTimer();
   void handleClosed();
   std::string handshake(size_t* requests) const;
@@ -119,10 +119,12 @@ class UpstreamConn final : public Flushable {
   uv_write_t write_req_;
   uv_getaddrinfo_t resolve_req_;
   bool tcp_open_ = false;
+  bool tcp_closing_ = false;  // uv_close asked, its callback not run yet: tcp_ is not reusable
   bool writing_ = false;
   bool resolving_ = false;
   int open_handles_ = 0;
   uint64_t backoff_ms_ = 0;
+  bool was_ready_ = false;        // the last connect worked: the next failure retries at once
   resp::ByteBuffer out_;          // queued, not yet written
   resp::ByteBuffer writing_buf_;  // owned by the write in flight
   std::string frame_;             // buffer_frames: the frame being read

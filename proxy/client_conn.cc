@@ -287,6 +287,13 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
                     name));
     return true;
   }
+  if (d.route == Route::kLocal && d.local == LocalCommand::kClientId && pinned_ != nullptr &&
+      !in_multi_) {
+    // A pinned client's id is its upstream connection's: the one CLIENT LIST, KILL, UNBLOCK and
+    // TRACKING REDIRECT know it by.
+    forward(cmd, d, pinned_);
+    return true;
+  }
   if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
       (d.local == LocalCommand::kClientSetName || d.local == LocalCommand::kClientGetName ||
        d.local == LocalCommand::kClientId || d.local == LocalCommand::kClientSetInfo)) {
@@ -357,6 +364,10 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
       if (reply_mode_ == ReplyMode::kOn) reply_mode_ = ReplyMode::kSkipNext;
       expect_reply = false;
     }
+  }
+  if (d.effect == StateEffect::kSubscribe || d.effect == StateEffect::kUnsubscribe) {
+    // Redis confirms (un)subscriptions even with replies switched off.
+    expect_reply = true;
   }
   if (d.effect == StateEffect::kSelect && in_multi_) {
     // Queued in a transaction, SELECT takes effect at EXEC: readthru stops tracking the db.
@@ -742,6 +753,12 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
       break;
     case LocalCommand::kHello:
       answerHello(cmd, &out);
+      break;
+    case LocalCommand::kReplication:
+      resp::ReplyEncoder(&out, protocol_)
+          .error(
+              "ERR readthru does not proxy replication: connect replicas to the upstream "
+              "Redis directly");
       break;
     case LocalCommand::kQuit:
       resp::ReplyEncoder(&out, protocol_).ok();

@@ -38,6 +38,8 @@ struct Known {
   const resp::CommandInfo* asking = resp::findCommand("asking");
   const resp::CommandInfo* sync = resp::findCommand("sync");
   const resp::CommandInfo* psync = resp::findCommand("psync");
+  const resp::CommandInfo* script = resp::findCommand("script");
+  const resp::CommandInfo* function = resp::findCommand("function");
 };
 
 const Known& known() {
@@ -129,9 +131,14 @@ RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
     return d;
   }
   if (c == k.wait || (k.waitaof != nullptr && c == k.waitaof)) return pin(StateEffect::kNone);
-  if (c == k.readonly || c == k.readwrite || c == k.asking || c == k.sync || c == k.psync) {
-    return pin(StateEffect::kSticky);
+  if (c == k.sync || c == k.psync) return local(LocalCommand::kReplication);
+  if ((c == k.script || c == k.function) && argv.size() == 2 && equalsIgnoreCase(argv[1], "kill")) {
+    // Sent while a script runs on a shared connection, it would wait behind that very script:
+    // it goes on a dedicated connection, which Redis serves while the script runs.
+    return pin(StateEffect::kNone);
   }
+  if (c == k.readonly || c == k.readwrite || c == k.asking) return pin(StateEffect::kSticky);
+
   if (c->flags & resp::kFlagBlocking) return pin(StateEffect::kNone);
   return d;
 }

@@ -27,6 +27,7 @@ enum class LocalCommand {
   kClientGetName,
   kClientId,
   kClientSetInfo,
+  kReplication,  // SYNC, PSYNC: readthru does not proxy a replication stream
 };
 
 // How the reply to a forwarded command changes the client's connection state.

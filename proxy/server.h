@@ -51,7 +51,10 @@ class Server {
   uv_timer_t deadline_;
   ClientConn* clients_head_ = nullptr;
   size_t clients_ = 0;
-  uint64_t next_client_id_ = 1;
+  // readthru's own client ids (CLIENT ID of an unpinned client, HELLO's id) start far above
+  // any id redis-server hands out, so CLIENT KILL ID or UNBLOCK with one of them can never hit
+  // an unrelated upstream connection.
+  uint64_t next_client_id_ = 1ull << 40;
   bool listening_ = false;
   bool listener_closed_ = false;
   bool shutting_down_ = false;
