@@ -25,7 +25,7 @@ struct Config {
   HostPort upstream{"127.0.0.1", 6379};
   std::string upstream_username;
   std::string upstream_password;
-  int upstream_connections = 2;
+  int upstream_connections = 1;
   uint64_t connect_timeout_ms = 2000;
   uint64_t command_timeout_ms = 30000;
 
