@@ -190,7 +190,8 @@ TEST_CASE("config: keys absent from the file keep their defaults") {
     CHECK(c.listen.host == defaults.listen.host);
     CHECK(c.listen.port == defaults.listen.port);
     CHECK(c.upstream.port == defaults.upstream.port);
-    CHECK(c.upstream_connections == (text.find("8") != std::string_view::npos ? 8 : 2));
+    CHECK(c.upstream_connections ==
+          (text.find("8") != std::string_view::npos ? 8 : defaults.upstream_connections));
     CHECK(c.command_timeout_ms == defaults.command_timeout_ms);
     CHECK(c.parser.max_bulk == defaults.parser.max_bulk);
     CHECK(c.parser.max_inline == defaults.parser.max_inline);
