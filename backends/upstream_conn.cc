@@ -205,12 +205,6 @@ void UpstreamConn::sendUnanswered(std::string_view request) {
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
-void UpstreamConn::retarget(ReplyTarget* from, ReplyTarget* to) {
-  for (auto& p : fifo_) {
-    if (p.target == from) p.target = to;
-  }
-}
-
 void UpstreamConn::flush() {
   if (state_ != State::kReady || writing_ || out_.empty()) return;
   uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));

@@ -73,8 +73,6 @@ class UpstreamConn final : public Flushable {
   // The target that will get the next reply; nullptr when none is pending.
   ReplyTarget* headTarget() const { return fifo_.empty() ? nullptr : fifo_.front().target; }
   const UpstreamOptions& options() const { return options_; }
-  // Replaces a target still in the queue (a client detaching from its requests).
-  void retarget(ReplyTarget* from, ReplyTarget* to);
 
   // Fails what is pending with `reason`, then frees the object once its handles are closed.
   void close(std::string_view reason = "ERR upstream connection closed");

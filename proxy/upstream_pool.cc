@@ -82,13 +82,6 @@ std::vector<backends::UpstreamConn*>& UpstreamPool::conns(int protocol) {
 
 void UpstreamPool::start() { conns(2); }
 
-bool UpstreamPool::up() const {
-  for (auto* c : resp2_) {
-    if (c->state() == backends::UpstreamConn::State::kReady) return true;
-  }
-  return false;
-}
-
 backends::UpstreamConn* UpstreamPool::shared(uint64_t client_id, int protocol) {
   auto& v = conns(protocol);
   backends::UpstreamConn* c = v[client_id % v.size()];

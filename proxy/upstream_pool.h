@@ -38,7 +38,6 @@ class UpstreamPool final : public backends::UpstreamConn::Listener {
   // it is closed.
   void release(backends::UpstreamConn* conn, bool clean);
   const UpstreamIdentity& identity() const { return identity_; }
-  bool up() const;
   void close();
 
   void onUpstreamReady(backends::UpstreamConn* conn) override;
