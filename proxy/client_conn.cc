@@ -271,6 +271,17 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       return true;
     }
   }
+  // A pinned client whose state is over goes back to the shared connections first, so what
+  // follows (a local RESET included) is decided as for any unpinned client.
+  if (pinned_ != nullptr && d.route != Route::kPin && pinned_->pending() == 0 && pinReleasable()) {
+    unpin();
+  }
+  if ((d.effect == StateEffect::kClientReply || d.effect == StateEffect::kSelect) &&
+      pinned_ != nullptr && inflight_ > 0) {
+    // Whether Redis takes CLIENT REPLY (it refuses it to a RESP2 subscriber) decides which of
+    // the following requests get replies: wait until the state it depends on is known.
+    return false;
+  }
   if (d.route == Route::kLocal && pinned_ != nullptr && inflight_ > 0) {
     // A pinned client's state (subscribed? which protocol?) depends on replies still in flight;
     // readthru answers its own commands once they are in, as redis-server would in sequence.
@@ -281,6 +292,10 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     // What redis-server allows a RESP2 subscriber; readthru's own commands obey it too.
     std::string name(d.info->name);
     if (d.info->has_subcommands && cmd.argv.size() > 1) name += "|" + lower(cmd.argv[1]);
+    if (!takeReplyExpected()) {
+      completeSlot(newSlot(), std::string());  // CLIENT REPLY OFF silences errors too
+      return true;
+    }
     replyError(
         fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                     "PING / QUIT / RESET are allowed in this context",
@@ -296,17 +311,30 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   }
   if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
       (d.local == LocalCommand::kClientSetName || d.local == LocalCommand::kClientGetName ||
-       d.local == LocalCommand::kClientId || d.local == LocalCommand::kClientSetInfo)) {
+       d.local == LocalCommand::kClientId || d.local == LocalCommand::kClientSetInfo ||
+       d.local == LocalCommand::kHello)) {
     // Inside MULTI Redis queues these (+QUEUED) and runs them at EXEC: so does the upstream.
     if (d.local == LocalCommand::kClientSetName && cmd.argv.size() == 3 &&
         validNameChars(cmd.argv[2])) {
       name_ = std::string(cmd.argv[2]);
     }
+    // A HELLO run at EXEC changes the connection's protocol behind readthru's back: the client
+    // keeps this connection for good.
+    if (d.local == LocalCommand::kHello) sticky_ = true;
     forward(cmd, d, pinned_);
     return true;
   }
   if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
+    bool skipping = reply_mode_ == ReplyMode::kSkipNext;
     bool expected = takeReplyExpected();
+    if (skipping && pinned_ != nullptr) {
+      // Redis skips the reply of the next request it sees: let that be a PING, so the request
+      // after this local one is answered on both sides.
+      std::string ping;
+      resp::ReplyEncoder::command(&ping, {"PING"});
+      pinned_->sendUnanswered(ping);
+      unanswered_ = true;
+    }
     ReplySlot* s = newSlot();
     answerLocal(cmd, d, s);
     if (!expected) s->data_.clear();
@@ -314,9 +342,6 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     return true;
   }
   backends::UpstreamConn* target = nullptr;
-  if (pinned_ != nullptr && d.route != Route::kPin && pinned_->pending() == 0 && pinReleasable()) {
-    unpin();
-  }
   if (pinned_ != nullptr) {
     target = pinned_;
   } else if (d.route == Route::kPin) {
@@ -352,7 +377,8 @@ bool ClientConn::takeReplyExpected() {
 void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
                          backends::UpstreamConn* conn) {
   bool expect_reply = takeReplyExpected();
-  if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3) {
+  if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3 && !in_multi_ &&
+      !(inPubsub() && protocol_ == 2)) {
     // Redis answers ON, stays silent for OFF and SKIP (and for the request after SKIP).
     if (equalsIgnoreCase(cmd.argv[2], "on")) {
       reply_mode_ = ReplyMode::kOn;
@@ -365,9 +391,16 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
       expect_reply = false;
     }
   }
-  if (d.effect == StateEffect::kSubscribe || d.effect == StateEffect::kUnsubscribe) {
-    // Redis confirms (un)subscriptions even with replies switched off.
+  if (d.effect == StateEffect::kSubscribe || d.effect == StateEffect::kUnsubscribe ||
+      d.effect == StateEffect::kReset) {
+    // Redis confirms (un)subscriptions even with replies switched off, and RESET switches
+    // them back on before it answers.
     expect_reply = true;
+  }
+  if (d.effect == StateEffect::kReset) {
+    // Requests after RESET are answered whatever the reply mode was: decide that now, not when
+    // the +RESET arrives.
+    reply_mode_ = ReplyMode::kOn;
   }
   if (d.effect == StateEffect::kSelect && in_multi_) {
     // Queued in a transaction, SELECT takes effect at EXEC: readthru stops tracking the db.
@@ -403,19 +436,6 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
       break;
     case StateEffect::kSelect:
       if (nargs == 1) parseInt(cmd.argv[1], &s->select_db_);
-      break;
-    case StateEffect::kMulti:
-      in_multi_ = true;
-      break;
-    case StateEffect::kExecOrDiscard:
-      in_multi_ = false;
-      watching_ = false;
-      break;
-    case StateEffect::kWatch:
-      if (!in_multi_) watching_ = true;
-      break;
-    case StateEffect::kUnwatch:
-      if (!in_multi_) watching_ = false;
       break;
     case StateEffect::kSticky:
       sticky_ = true;
@@ -501,7 +521,25 @@ void ClientConn::slotFinished(ReplySlot* slot, bool failed) {
 void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
   if (failed) return;
   const std::string& r = slot->data_;
+  auto starts = [&r](std::string_view p) { return r.compare(0, p.size(), p) == 0; };
+  // Transaction state follows what Redis answered, not what was asked: MULTI or WATCH can be
+  // refused (inside a transaction, to a RESP2 subscriber), EXEC without MULTI changes nothing.
   switch (slot->effect_) {
+    case StateEffect::kMulti:
+      if (starts("+OK")) in_multi_ = true;
+      break;
+    case StateEffect::kExecOrDiscard:
+      if (!starts("-ERR EXEC without MULTI") && !starts("-ERR DISCARD without MULTI")) {
+        in_multi_ = false;
+        watching_ = false;
+      }
+      break;
+    case StateEffect::kWatch:
+      if (starts("+OK")) watching_ = true;
+      break;
+    case StateEffect::kUnwatch:
+      if (starts("+OK") && !in_multi_) watching_ = false;
+      break;
     case StateEffect::kSelect:
       if (r.rfind("+OK", 0) == 0) db_ = slot->select_db_;
       break;
@@ -745,6 +783,16 @@ void ClientConn::close() {
   });
 }
 
+void ClientConn::sendToPinned(std::string_view request) {
+  // With replies switched off Redis will not answer it either.
+  if (reply_mode_ == ReplyMode::kOff) {
+    pinned_->sendUnanswered(request);
+    unanswered_ = true;
+  } else {
+    pinned_->send(request, nullptr);
+  }
+}
+
 void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, ReplySlot* slot) {
   std::string out;
   switch (d.local) {
@@ -862,7 +910,7 @@ void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
       // The dedicated connection speaks the client's protocol; its own HELLO reply is dropped.
       std::string req;
       resp::ReplyEncoder::command(&req, {"HELLO", ver == 3 ? "3" : "2"});
-      pinned_->send(req, nullptr);
+      sendToPinned(req);
       pinned_->setProtocol(static_cast<int>(ver));
     }
     protocol_ = static_cast<uint8_t>(ver);
@@ -870,7 +918,7 @@ void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
   if (pinned_ != nullptr && has_name) {
     std::string req;
     resp::ReplyEncoder::command(&req, {"CLIENT", "SETNAME", name_});
-    pinned_->send(req, nullptr);
+    sendToPinned(req);
   }
   const UpstreamIdentity& id = server_->pool()->identity();
   resp::ReplyEncoder r(out, protocol_);
@@ -905,7 +953,7 @@ void ClientConn::answerClient(const resp::Command& cmd, LocalCommand which, std:
       if (pinned_ != nullptr) {
         std::string req;
         resp::ReplyEncoder::command(&req, {"CLIENT", "SETNAME", name_});
-        pinned_->send(req, nullptr);
+        sendToPinned(req);
       }
       return e.ok();
     }

@@ -79,6 +79,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // Returns false when the command must wait (ordering barrier); nothing was consumed then.
   bool dispatch(const resp::Command& cmd);
   void forward(const resp::Command& cmd, const RouteDecision& d, backends::UpstreamConn* conn);
+  // Sends a request of readthru's own (HELLO, CLIENT SETNAME) to the pinned connection; its
+  // reply, if Redis gives one, is dropped.
+  void sendToPinned(std::string_view request);
   void answerLocal(const resp::Command& cmd, const RouteDecision& d, ReplySlot* slot);
   void answerAuth(const resp::Command& cmd, std::string* out);
   void answerHello(const resp::Command& cmd, std::string* out);
