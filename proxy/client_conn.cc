@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "proxy/log.h"
+#include "proxy/readthru_command.h"
 #include "proxy/server.h"
 #include "resp/errors.h"
 #include "resp/pubsub_frame.h"
@@ -357,8 +358,26 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   }
   if (inflight_ > 0 && inflight_conn_ != target) return false;
   (void)config;
-  forward(cmd, d, target);
+  forward(cmd, d, target, interceptorFor(cmd, d));
   return true;
+}
+
+SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const RouteDecision& d) {
+  if (d.info == nullptr) return nullptr;
+  static const resp::CommandInfo* const kInfo = resp::findCommand("info");
+  if (d.info == kInfo) return in_multi_ ? nullptr : interceptInfo(server_, cmd.argv);
+  ReadThrough* rt = server_->readThrough();
+  // Loaders serve db 0, the shared connections' db.
+  if (!rt->active() || db_ != 0) return nullptr;
+  if (d.info->flags & resp::kFlagWrite) {
+    // Queued in MULTI counts too: superseding a load needlessly only costs a reload.
+    if (rt->watchingWrites()) rt->noteWrite(cmd.argv, d.info);
+    return nullptr;
+  }
+  // In a transaction the reply is +QUEUED; under WATCH a fill would touch the watched key and
+  // fail the client's EXEC: both stay plain Redis.
+  if (in_multi_ || watching_) return nullptr;
+  return rt->intercept(cmd, d.info, protocol_);
 }
 
 bool ClientConn::takeReplyExpected() {
@@ -375,7 +394,7 @@ bool ClientConn::takeReplyExpected() {
 }
 
 void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
-                         backends::UpstreamConn* conn) {
+                         backends::UpstreamConn* conn, SlotInterceptor* interceptor) {
   bool expect_reply = takeReplyExpected();
   if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3 && !in_multi_ &&
       !(inPubsub() && protocol_ == 2)) {
@@ -407,6 +426,7 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
     sticky_ = true;
   }
   if (!expect_reply) {
+    delete interceptor;
     ReplySlot* s = newSlot();
     s->done_ = true;
     std::string req;
@@ -418,6 +438,7 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
   }
   ReplySlot* s = newSlot();
   s->awaiting_ = true;
+  s->interceptor_ = interceptor;
   s->effect_ = d.effect;
   s->proves_unanswered_ = unanswered_;
   size_t nargs = cmd.argv.size() - 1;
@@ -501,6 +522,11 @@ size_t ClientConn::subscriptionsLeft(char kind) const {
 void ClientConn::completeSlot(ReplySlot* slot, std::string&& bytes) {
   slot_bytes_ += bytes.size();
   slot->complete(std::move(bytes));
+}
+
+void ClientConn::completeHeld(ReplySlot* slot, std::string&& bytes) {
+  completeSlot(slot, std::move(bytes));
+  server_->flusher()->mark(this);
 }
 
 void ClientConn::slotBytesDropped(size_t bytes) { slot_bytes_ -= std::min(slot_bytes_, bytes); }
@@ -765,8 +791,8 @@ void ClientConn::close() {
   ReplySlot* s = head_;
   while (s != nullptr) {
     ReplySlot* next = s->next_;
-    if (s->awaiting_) {
-      s->client_ = nullptr;  // an orphan: its upstream entry frees it
+    if (s->awaiting_ || s->held_) {
+      s->client_ = nullptr;  // an orphan: its upstream entry or its interceptor frees it
       s->data_.clear();
     } else {
       delete s;
@@ -807,6 +833,9 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
           .error(
               "ERR readthru does not proxy replication: connect replicas to the upstream "
               "Redis directly");
+      break;
+    case LocalCommand::kReadthru:
+      answerReadthruCommand(server_, cmd.argv, protocol_, &out);
       break;
     case LocalCommand::kQuit:
       resp::ReplyEncoder(&out, protocol_).ok();

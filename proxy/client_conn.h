@@ -53,6 +53,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // Fills a slot with a whole reply (readthru's own, a pushed message, an error).
   void completeSlot(ReplySlot* slot, std::string&& bytes);
   void slotFinished(ReplySlot* slot, bool failed);
+  // Completes a slot an interceptor held (see slot_interceptor.h).
+  void completeHeld(ReplySlot* slot, std::string&& bytes);
   // Subscriptions of one kind ('c' channels, 'p' patterns, 's' shard channels) still open.
   size_t subscriptionsLeft(char kind) const;
 
@@ -78,7 +80,13 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void processFrom(const char* data, size_t len, size_t* consumed);
   // Returns false when the command must wait (ordering barrier); nothing was consumed then.
   bool dispatch(const resp::Command& cmd);
-  void forward(const resp::Command& cmd, const RouteDecision& d, backends::UpstreamConn* conn);
+  // `interceptor` (may be null) sees the reply before the client; it is dropped when the request
+  // gets no reply (CLIENT REPLY OFF/SKIP).
+  void forward(const resp::Command& cmd, const RouteDecision& d, backends::UpstreamConn* conn,
+               SlotInterceptor* interceptor = nullptr);
+  // Read-through and INFO: what must see this command's reply first. Also tells read-through
+  // about writes.
+  SlotInterceptor* interceptorFor(const resp::Command& cmd, const RouteDecision& d);
   // Sends a request of readthru's own (HELLO, CLIENT SETNAME) to the pinned connection; its
   // reply, if Redis gives one, is dropped.
   void sendToPinned(std::string_view request);

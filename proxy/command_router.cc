@@ -68,10 +68,21 @@ bool hasBlockArgument(const std::vector<std::string_view>& argv) {
 
 }  // namespace
 
+const resp::CommandInfo kReadthruCommandInfo = {
+    "readthru", -2, resp::kFlagAdmin | resp::kFlagNoscript | resp::kFlagLoading | resp::kFlagStale,
+    0,          0,  0,
+    true};
+
 RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
   RouteDecision d;
   const Known& k = known();
   d.info = resp::findCommand(argv[0]);
+  if (d.info == nullptr && equalsIgnoreCase(argv[0], "readthru")) {
+    d.info = &kReadthruCommandInfo;
+    d.route = Route::kLocal;
+    d.local = LocalCommand::kReadthru;
+    return d;
+  }
   const resp::CommandInfo* c = d.info;
   if (c == nullptr) return d;
   auto local = [&](LocalCommand l) {

@@ -28,6 +28,7 @@ enum class LocalCommand {
   kClientId,
   kClientSetInfo,
   kReplication,  // SYNC, PSYNC: readthru does not proxy a replication stream
+  kReadthru,     // READTHRU STATS|HELP: readthru's own container command
 };
 
 // How the reply to a forwarded command changes the client's connection state.
@@ -54,6 +55,9 @@ struct RouteDecision {
 };
 
 RouteDecision routeCommand(const std::vector<std::string_view>& argv);
+
+// readthru's own container command, READTHRU <subcommand>, unknown to Redis's command table.
+extern const resp::CommandInfo kReadthruCommandInfo;
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 

@@ -4,9 +4,12 @@
 #include <toml++/toml.h>
 
 #include <charconv>
+#include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 
+#include "proxy/key_template.h"
 #include "proxy/log.h"
 
 namespace readthru {
@@ -71,10 +74,14 @@ bool parseHostPort(std::string_view text, HostPort* out) {
 
 namespace {
 
+std::string where(const std::string& path, const toml::source_region& src) {
+  return fmt::format("{}:{}:{}", path, src.begin.line, src.begin.column);
+}
+
 // Walks the parsed document against the known keys; each key knows how to read its value.
-class Loader {
+class ConfigReader {
  public:
-  Loader(const std::string& path, Config* c) : path_(path), c_(c) {}
+  ConfigReader(const std::string& path, Config* c) : path_(path), c_(c) {}
 
   bool load(const toml::table& root, std::string* error) {
     using Setter = std::function<bool(const toml::node&)>;
@@ -111,6 +118,7 @@ class Loader {
         {"max_multibulk_len", int64(&c_->parser.max_multibulk)},
         {"max_inline_len", sizeUnsigned(&c_->parser.max_inline)},
         {"client_output_buffer_limit_normal", size(&c_->output_hard_limit_normal)},
+        {"negative_cache_entries", integer(&c_->negative_cache_entries, 0, 100000000)},
         {"client_output_buffer_limit_pubsub",
          [this](const toml::node& n) {
            // "hard soft seconds", as redis.conf's client-output-buffer-limit pubsub class.
@@ -135,6 +143,16 @@ class Loader {
     };
     for (auto&& [k, v] : root) {
       std::string key(k.str());
+      if (key == "backends") {
+        readBackends(k, v);
+        if (!error_.empty()) break;
+        continue;
+      }
+      if (key == "loaders") {
+        readLoaders(k, v);
+        if (!error_.empty()) break;
+        continue;
+      }
       auto section = keys.find(key);
       if (section != keys.end() && key != "" && v.is_table()) {
         for (auto&& [k2, v2] : *v.as_table()) {
@@ -159,14 +177,177 @@ class Loader {
       }
       if (!error_.empty()) break;
     }
+    if (error_.empty()) checkLoaders();
     *error = error_;
     return error_.empty();
   }
 
  private:
+  using Setter = std::function<bool(const toml::node&)>;
+
+  // Reads one table's keys with `setters`; the error names `context` (a backend or loader).
+  void readTable(const toml::table& t, const std::map<std::string, Setter>& setters) {
+    for (auto&& [k, v] : t) {
+      key_ = std::string(k.str());
+      auto it = setters.find(key_);
+      if (it == setters.end()) {
+        fail(k.source(), "unknown key '" + key_ + "'");
+        return;
+      }
+      if (!it->second(v)) return;
+    }
+  }
+
+  void readBackends(const toml::key& k, const toml::node& v) {
+    if (!v.is_table()) {
+      fail(k.source(), "'backends' must hold tables, e.g. [backends.main]");
+      return;
+    }
+    for (auto&& [name, t] : *v.as_table()) {
+      context_ = fmt::format("backend '{}': ", name.str());
+      if (!t.is_table()) {
+        fail(name.source(), "must be a table, e.g. [backends.main]");
+        return;
+      }
+      BackendConfig& b = c_->backends.emplace_back();
+      b.name = std::string(name.str());
+      b.where = where(path_, t.source());
+      std::string path;
+      bool has_path = false;
+      readTable(*t.as_table(), {
+                                   {"kind",
+                                    [this, &b](const toml::node& n) {
+                                      auto s = n.value<std::string>();
+                                      if (!s || !n.is_string() || *s != "sqlite") {
+                                        return bad(n, "must be \"sqlite\" (the only kind so far)");
+                                      }
+                                      b.kind = *s;
+                                      return true;
+                                    }},
+                                   {"path",
+                                    [this, &path, &has_path](const toml::node& n) {
+                                      has_path = true;
+                                      return str(&path)(n);
+                                    }},
+                                   {"workers", integer(&b.workers, 1, 64)},
+                                   {"queue", integer(&b.queue, 1, 1000000)},
+                               });
+      if (!error_.empty()) return;
+      if (!has_path || path.empty()) {
+        fail(t.source(), "'path' is required: the database file");
+        return;
+      }
+      std::filesystem::path p(path);
+      if (p.is_relative()) p = std::filesystem::path(path_).parent_path() / p;
+      b.path = p.lexically_normal().string();
+    }
+    context_.clear();
+  }
+
+  void readLoaders(const toml::key& k, const toml::node& v) {
+    if (!v.is_array_of_tables()) {
+      fail(k.source(), "'loaders' must be an array of tables: write each as [[loaders]]");
+      return;
+    }
+    for (auto&& el : *v.as_array()) {
+      const toml::table& t = *el.as_table();
+      LoaderConfig& l = c_->loaders.emplace_back();
+      l.where = where(path_, t.source());
+      context_.clear();
+      if (auto n = t.get("name"); n != nullptr) {
+        key_ = "name";
+        if (!str(&l.name)(*n)) return;
+        if (l.name.empty()) {
+          bad(*n, "must not be empty");
+          return;
+        }
+      } else {
+        fail(t.source(), "loader without 'name'");
+        return;
+      }
+      context_ = fmt::format("loader '{}': ", l.name);
+      std::string type = "string";
+      readTable(t, {
+                       {"name", [](const toml::node&) { return true; }},
+                       {"key", str(&l.key)},
+                       {"backend", str(&l.backend)},
+                       {"query", str(&l.query)},
+                       {"type",
+                        [this, &l](const toml::node& n) {
+                          auto s = n.value<std::string>();
+                          if (s && n.is_string() && *s == "string") {
+                            l.type = LoaderType::kString;
+                          } else if (s && n.is_string() && *s == "json") {
+                            l.type = LoaderType::kJson;
+                          } else if (s && n.is_string() && *s == "hash") {
+                            l.type = LoaderType::kHash;
+                          } else {
+                            return bad(n, "must be \"string\", \"json\" or \"hash\"");
+                          }
+                          return true;
+                        }},
+                       {"ttl", duration(&l.ttl_ms)},
+                       {"jitter", duration(&l.jitter_ms)},
+                       {"negative_ttl", duration(&l.negative_ttl_ms)},
+                       {"timeout", duration(&l.timeout_ms)},
+                   });
+      if (!error_.empty()) return;
+      for (const char* required : {"key", "backend", "query"}) {
+        if (t.get(required) == nullptr) {
+          fail(t.source(), fmt::format("'{}' is required", required));
+          return;
+        }
+      }
+      KeyTemplate tmpl;
+      std::string why;
+      if (!KeyTemplate::parse(l.key, &tmpl, &why)) {
+        fail(t.get("key")->source(), fmt::format("bad key template '{}': {}", l.key, why));
+        return;
+      }
+      if (l.ttl_ms == 0 && l.jitter_ms > 0) {
+        fail(t.get("jitter")->source(), "'jitter' needs a 'ttl' (ttl = \"0s\" means no expiry)");
+        return;
+      }
+      if (l.ttl_ms > 0 && l.jitter_ms >= l.ttl_ms) {
+        fail(t.get("jitter")->source(), "'jitter' must be less than 'ttl'");
+        return;
+      }
+      if (l.timeout_ms == 0) {
+        fail(t.get("timeout")->source(), "'timeout' must be more than 0");
+        return;
+      }
+    }
+    context_.clear();
+  }
+
+  // What needs every table read first: names, references between tables.
+  void checkLoaders() {
+    std::set<std::string> names, keys;
+    for (const LoaderConfig& l : c_->loaders) {
+      context_ = fmt::format("loader '{}': ", l.name);
+      bool found = false;
+      for (const BackendConfig& b : c_->backends) found = found || b.name == l.backend;
+      if (!found) {
+        error_ = fmt::format("{}: {}unknown backend '{}' (define it as [backends.{}])", l.where,
+                             context_, l.backend, l.backend);
+        return;
+      }
+      if (!names.insert(l.name).second) {
+        error_ = fmt::format("{}: {}the name is used by another loader", l.where, context_);
+        return;
+      }
+      if (!keys.insert(l.key).second) {
+        error_ =
+            fmt::format("{}: {}another loader has the key template '{}'", l.where, context_, l.key);
+        return;
+      }
+    }
+    context_.clear();
+  }
+
   void fail(const toml::node& n, const std::string& what) { fail(n.source(), what); }
   void fail(const toml::source_region& src, const std::string& what) {
-    error_ = fmt::format("{}:{}:{}: {}", path_, src.begin.line, src.begin.column, what);
+    error_ = fmt::format("{}: {}{}", where(path_, src), context_, what);
   }
   bool bad(const toml::node& n, const std::string& what) {
     fail(n, "'" + key_ + "' " + what);
@@ -250,6 +431,7 @@ class Loader {
   const std::string& path_;
   Config* c_;
   std::string key_;
+  std::string context_;  // "loader 'user': " while reading a loader, for every error in it
   std::string error_;
 };
 
@@ -265,8 +447,8 @@ bool loadConfigFile(const std::string& path, Config* config, std::string* error)
     *error = fmt::format("{}:{}:{}: {}", path, src.begin.line, src.begin.column, e.description());
     return false;
   }
-  Loader loader(path, config);
-  return loader.load(root, error);
+  ConfigReader reader(path, config);
+  return reader.load(root, error);
 }
 
 }  // namespace readthru

@@ -3,9 +3,11 @@
 // out of the box. Every key is documented in conf/readthru.toml. A bad file is rejected whole
 // with file, line, column and key; the daemon never half-starts.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "resp/request_parser.h"
 
@@ -14,6 +16,37 @@ namespace readthru {
 struct HostPort {
   std::string host;
   int port = 0;
+};
+
+// [backends.<name>]: a database the loaders read from.
+struct BackendConfig {
+  std::string name;
+  std::string where;  // "file:line:column" of the table, for errors found after parsing
+  std::string kind = "sqlite";
+  std::string path;  // resolved against the config file's directory
+  size_t workers = 2;
+  size_t queue = 1024;
+};
+
+// How a loader turns its row into a Redis value.
+enum class LoaderType : uint8_t {
+  kString,  // the first column as is
+  kJson,    // the row as a JSON object
+  kHash,    // columns -> hash fields (NULL columns omitted)
+};
+
+// [[loaders]]: the read-through rule for one key template.
+struct LoaderConfig {
+  std::string name;
+  std::string where;  // "file:line:column" of the table
+  std::string key;    // the key template, e.g. "user:{id}"
+  std::string backend;
+  std::string query;
+  LoaderType type = LoaderType::kString;
+  uint64_t ttl_ms = 3600 * 1000;         // 0: no expiry
+  uint64_t jitter_ms = 0;                // the stored TTL is uniform in ttl +/- jitter
+  uint64_t negative_ttl_ms = 30 * 1000;  // 0: absent rows are not remembered
+  uint64_t timeout_ms = 2000;            // from when the load is queued
 };
 
 struct Config {
@@ -38,6 +71,10 @@ struct Config {
   uint64_t output_soft_limit_pubsub = 8ull * 1024 * 1024;
   uint64_t output_soft_seconds_pubsub = 60;
   resp::ParserLimits parser;
+  size_t negative_cache_entries = 100000;
+
+  std::vector<BackendConfig> backends;
+  std::vector<LoaderConfig> loaders;
 };
 
 // Parses "1h", "30s", "250ms", "2m", "1d" (and a bare number of seconds) into milliseconds.

@@ -13,7 +13,9 @@
 #include "backends/upstream_conn.h"
 #include "proxy/client_conn.h"
 #include "proxy/config.h"
+#include "proxy/loader_registry.h"
 #include "proxy/log.h"
+#include "proxy/read_through.h"
 #include "proxy/server.h"
 
 namespace {
@@ -80,10 +82,6 @@ int main(int argc, char** argv) {
     fprintf(stderr, "readthru: --upstream '%s' is not HOST:PORT\n", upstream.c_str());
     return 1;
   }
-  if (check_only) {
-    printf("readthru: configuration OK\n");
-    return 0;
-  }
   log::Level level;
   log::parseLevel(config.log_level, &level);
   log::setLevel(level);
@@ -94,7 +92,20 @@ int main(int argc, char** argv) {
   uv_loop_init(&loop);
   int rc = 0;
   {
-    Server server(&loop, config);
+    // Opening the backends checks every loader's query against its database: part of the config.
+    LoaderRegistry loaders;
+    if (!loaders.open(&loop, config, &error) || check_only) {
+      loaders.close();
+      uv_run(&loop, UV_RUN_DEFAULT);
+      uv_loop_close(&loop);
+      if (!error.empty()) {
+        fprintf(stderr, "readthru: bad config: %s\n", error.c_str());
+        return 1;
+      }
+      printf("readthru: configuration OK\n");
+      return 0;
+    }
+    Server server(&loop, config, &loaders);
     if (!server.start(&error)) {
       log::error("{}", error);
       server.shutdown("startup failure");
@@ -106,9 +117,11 @@ int main(int argc, char** argv) {
     log::error("event loop still has open handles at exit");
     if (rc == 0) rc = 3;
   }
-  if (ClientConn::liveCount() != 0 || backends::UpstreamConn::liveCount() != 0) {
-    log::error("objects alive at exit: {} clients, {} upstream connections",
-               ClientConn::liveCount(), backends::UpstreamConn::liveCount());
+  if (ClientConn::liveCount() != 0 || backends::UpstreamConn::liveCount() != 0 ||
+      ReadThrough::liveCount() != 0 || backends::SqliteBackend::liveCount() != 0) {
+    log::error("objects alive at exit: {} clients, {} upstream connections, {} loads, {} backends",
+               ClientConn::liveCount(), backends::UpstreamConn::liveCount(),
+               ReadThrough::liveCount(), backends::SqliteBackend::liveCount());
     if (rc == 0) rc = 3;
   }
   if (rc == 0) log::info("readthru stopped");

@@ -7,6 +7,7 @@ namespace readthru {
 void ReplySlot::replyData(const char* data, size_t len) {
   if (client_ == nullptr) return;  // orphan: the reply is read and dropped
   data_.append(data, len);
+  if (interceptor_ != nullptr) return;  // kept whole for the interceptor, never streamed
   client_->slotProgress(this, len);
 }
 
@@ -18,6 +19,7 @@ void ReplySlot::replyFrame(std::string& frame) {
   } else {
     data_.append(frame);
   }
+  if (interceptor_ != nullptr) return;
   client_->slotProgress(this, len);
 }
 
@@ -30,6 +32,14 @@ bool ReplySlot::replyDone(char) {
   }
   if (more) return true;
   awaiting_ = false;
+  if (interceptor_ != nullptr) {
+    held_ = true;
+    if (client_ != nullptr) client_->slotFinished(this, false);
+    SlotInterceptor* i = interceptor_;
+    interceptor_ = nullptr;
+    i->onReply(this);  // may free this slot
+    return false;
+  }
   done_ = true;
   if (client_ == nullptr) {
     delete this;
@@ -39,8 +49,22 @@ bool ReplySlot::replyDone(char) {
   return false;
 }
 
+void ReplySlot::finishHeld(std::string&& bytes) {
+  held_ = false;
+  if (client_ == nullptr) {
+    delete this;
+    return;
+  }
+  client_->completeHeld(this, std::move(bytes));
+}
+
 void ReplySlot::replyFailed(std::string_view error) {
   awaiting_ = false;
+  if (interceptor_ != nullptr) {
+    delete interceptor_;  // it never saw a reply: nothing else to undo
+    interceptor_ = nullptr;
+    data_.clear();  // collected for the interceptor, never counted as output
+  }
   done_ = true;
   if (client_ == nullptr) {
     delete this;

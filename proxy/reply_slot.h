@@ -6,13 +6,16 @@
 // Ownership: a slot belongs to its client's queue until the client goes away. Slots then still
 // waiting for an upstream reply become orphans owned by that connection's FIFO entry; they drop
 // their reply bytes and free themselves when the reply ends (replyDone without more, or
-// replyFailed). A slot is never freed while an upstream entry points at it.
+// replyFailed). A slot is never freed while an upstream entry points at it. Likewise a held slot
+// (an interceptor decides its reply, e.g. while a loader runs) becomes an orphan owned by its
+// interceptor, and is freed by finishHeld().
 
 #include <cstdint>
 #include <string>
 
 #include "backends/reply_target.h"
 #include "proxy/command_router.h"
+#include "proxy/slot_interceptor.h"
 
 namespace readthru {
 
@@ -32,6 +35,8 @@ class ReplySlot final : public backends::ReplyTarget {
     data_ = std::move(bytes);
     done_ = true;
   }
+  // Ends the hold of an interceptor with the reply the client gets; frees an orphan.
+  void finishHeld(std::string&& bytes);
 
   ClientConn* client_;         // nullptr: orphan
   ReplySlot* next_ = nullptr;  // the client's queue, oldest first
@@ -40,6 +45,8 @@ class ReplySlot final : public backends::ReplyTarget {
   bool done_ = false;
   bool awaiting_ = false;  // an upstream FIFO entry points at this slot
   bool streamed_ = false;  // part of the reply already went to the client's output
+  bool held_ = false;      // an interceptor has the whole reply and decides what the client gets
+  SlotInterceptor* interceptor_ = nullptr;  // sees the reply before the client (owned by itself)
   StateEffect effect_ = StateEffect::kNone;
   bool proves_unanswered_ = false;  // sent after requests Redis does not answer: its reply
                                     // shows they ran

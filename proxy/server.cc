@@ -8,8 +8,13 @@
 
 namespace readthru {
 
-Server::Server(uv_loop_t* loop, const Config& config)
-    : loop_(loop), config_(config), flusher_(loop), pool_(loop, &flusher_, config) {
+Server::Server(uv_loop_t* loop, const Config& config, LoaderRegistry* loaders)
+    : loop_(loop),
+      config_(config),
+      flusher_(loop),
+      pool_(loop, &flusher_, config),
+      loaders_(loaders),
+      read_through_(loop, config, loaders, &pool_) {
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   uv_timer_init(loop_, &idle_timer_);
@@ -150,6 +155,9 @@ void Server::closeListener() {
 void Server::maybeFinish() {
   if (finished_ || clients_ > 0) return;
   finished_ = true;
+  // Loads still running finish on the backends' threads and are dropped; no fill follows.
+  read_through_.close();
+  loaders_->close();
   pool_.close();
   flusher_.close();
   closeListener();

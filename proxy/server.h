@@ -11,6 +11,8 @@
 
 #include "backends/loop_flusher.h"
 #include "proxy/config.h"
+#include "proxy/loader_registry.h"
+#include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
 
 namespace readthru {
@@ -19,7 +21,8 @@ class ClientConn;
 
 class Server {
  public:
-  Server(uv_loop_t* loop, const Config& config);
+  // `loaders` is open (or empty); the server closes it when it stops.
+  Server(uv_loop_t* loop, const Config& config, LoaderRegistry* loaders);
   // Binds and listens; false with `error` set when it cannot.
   bool start(std::string* error);
   void shutdown(const char* why);
@@ -28,6 +31,8 @@ class Server {
   const Config& config() const { return config_; }
   backends::LoopFlusher* flusher() { return &flusher_; }
   UpstreamPool* pool() { return &pool_; }
+  LoaderRegistry* loaders() { return loaders_; }
+  ReadThrough* readThrough() { return &read_through_; }
   size_t clientCount() const { return clients_; }
   bool shuttingDown() const { return shutting_down_; }
 
@@ -44,6 +49,8 @@ class Server {
   const Config& config_;
   backends::LoopFlusher flusher_;
   UpstreamPool pool_;
+  LoaderRegistry* loaders_;
+  ReadThrough read_through_;
   uv_tcp_t listener_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;

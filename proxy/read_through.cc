@@ -1,0 +1,306 @@
+#include "proxy/read_through.h"
+
+#include "proxy/command_router.h"
+#include "proxy/read_through_request.h"
+#include "proxy/upstream_pool.h"
+#include "resp/reply_encoder.h"
+
+namespace readthru {
+namespace {
+
+size_t g_live_flights = 0;
+
+struct Known {
+  const resp::CommandInfo* get = resp::findCommand("get");
+  const resp::CommandInfo* mget = resp::findCommand("mget");
+  const resp::CommandInfo* hget = resp::findCommand("hget");
+  const resp::CommandInfo* hmget = resp::findCommand("hmget");
+  const resp::CommandInfo* hgetall = resp::findCommand("hgetall");
+  const resp::CommandInfo* flushall = resp::findCommand("flushall");
+  const resp::CommandInfo* flushdb = resp::findCommand("flushdb");
+  const resp::CommandInfo* swapdb = resp::findCommand("swapdb");
+};
+
+const Known& known() {
+  static const Known k;
+  return k;
+}
+
+}  // namespace
+
+// The reply to a fill (SET ... NX or the hash script): the flight stays findable until Redis has
+// answered it, then it is released.
+class ReadThrough::FillTarget final : public backends::ReplyTarget {
+ public:
+  FillTarget(ReadThrough* engine, Flight* f) : engine_(engine), flight_(f) {}
+  void replyData(const char*, size_t) override {}
+  bool replyDone(char) override {
+    done();
+    return false;
+  }
+  void replyFailed(std::string_view) override { done(); }
+
+ private:
+  void done() {
+    engine_->onFilled(flight_);
+    delete this;
+  }
+  ReadThrough* engine_;
+  Flight* flight_;
+};
+
+size_t ReadThrough::liveCount() { return g_live_flights + ReadThroughRequest::liveCount(); }
+
+ReadThrough::ReadThrough(uv_loop_t* loop, const Config& config, LoaderRegistry* registry,
+                         UpstreamPool* pool)
+    : loop_(loop),
+      registry_(registry),
+      pool_(pool),
+      negative_(config.negative_cache_entries),
+      rng_(std::random_device{}()) {
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+}
+
+SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::CommandInfo* info,
+                                        int protocol) {
+  if (closed_ || info == nullptr) return nullptr;
+  const Known& k = known();
+  using Op = ReadThroughRequest::Op;
+  Op op;
+  bool hash;
+  const auto& argv = cmd.argv;
+  if (info == k.get && argv.size() == 2) {
+    op = Op::kGet, hash = false;
+  } else if (info == k.mget && argv.size() >= 2) {
+    op = Op::kMget, hash = false;
+  } else if (info == k.hget && argv.size() == 3) {
+    op = Op::kHget, hash = true;
+  } else if (info == k.hmget && argv.size() >= 3) {
+    op = Op::kHmget, hash = true;
+  } else if (info == k.hgetall && argv.size() == 2) {
+    op = Op::kHgetall, hash = true;
+  } else {
+    return nullptr;
+  }
+  size_t last_key = op == Op::kMget ? argv.size() - 1 : 1;
+  std::vector<ReadThroughRequest::Key> keys;
+  bool any = false;
+  for (size_t i = 1; i <= last_key; ++i) {
+    Loader* l = registry_->find(argv[i]);
+    if (l != nullptr && l->isHash() != hash) l = nullptr;  // GET of a hash template: plain Redis
+    any = any || l != nullptr;
+    if (op != Op::kMget && l == nullptr) return nullptr;
+    keys.push_back({std::string(argv[i]), l});
+  }
+  if (!any) return nullptr;
+  std::vector<std::string> fields;
+  if (op == Op::kHget || op == Op::kHmget) {
+    for (size_t i = 2; i < argv.size(); ++i) fields.emplace_back(argv[i]);
+  }
+  return new ReadThroughRequest(this, op, protocol, std::move(keys), std::move(fields));
+}
+
+void ReadThrough::noteWrite(const std::vector<std::string_view>& argv,
+                            const resp::CommandInfo* info) {
+  const Known& k = known();
+  auto touch = [this](std::string_view key) {
+    negative_.erase(key);
+    if (Flight* f = flights_.find(key)) supersede(f);
+  };
+  if (info == k.flushall || info == k.flushdb || info == k.swapdb) {
+    negative_.clear();
+    std::vector<Flight*> all;
+    flights_.forEach([&all](Flight* f) { all.push_back(f); });
+    for (Flight* f : all) supersede(f);
+    return;
+  }
+  int n = static_cast<int>(argv.size());
+  if (info->flags & resp::kFlagMovableKeys) {
+    // Where the keys are depends on the arguments (EVAL's numkeys, ...): treat every argument as
+    // a possible key. Superseding a load needlessly costs one more load later, nothing else.
+    for (int i = 1; i < n; ++i) touch(argv[i]);
+    return;
+  }
+  if (info->first_key <= 0) return;
+  int last = info->last_key < 0 ? n + info->last_key : info->last_key;
+  int step = info->key_step > 0 ? info->key_step : 1;
+  for (int i = info->first_key; i <= last && i < n; i += step) touch(argv[i]);
+}
+
+void ReadThrough::supersede(Flight* f) {
+  flights_.remove(f);
+  if (!f->loaded && !f->superseded && !f->abandoned) {
+    f->superseded = true;
+    ++f->loader->stats().superseded;
+  }
+}
+
+void ReadThrough::miss(ReadThroughRequest* request, size_t index, Loader* loader,
+                       std::string_view key) {
+  LoaderStats& stats = loader->stats();
+  ++stats.misses;
+  if (negative_.contains(key, uv_now(loop_))) {
+    ++stats.negative_hits;
+    request->onLoaded(index, LoadedValue{});
+    return;
+  }
+  if (Flight* f = flights_.find(key)) {
+    ++stats.coalesced;
+    if (f->loaded) {
+      request->onLoaded(index, f->result);  // being filled: Redis may not have it yet
+    } else {
+      f->waiters.push_back({request, index});
+    }
+    return;
+  }
+  if (closed_) {
+    LoadedValue v;
+    v.kind = LoadedValue::Kind::kError;
+    v.error = loader->rejectedError("is closing");
+    ++stats.rejected;
+    request->onLoaded(index, v);
+    return;
+  }
+  auto* f = new Flight;
+  ++g_live_flights;
+  f->loader = loader;
+  f->key = std::string(key);
+  f->waiters.push_back({request, index});
+  f->queued_us = nowUs();
+  std::string why;
+  bool queued = loader->backend()->query(
+      loader->query(key), [this, f](backends::SqlResult&& r) { onLoaded(f, std::move(r)); }, &why);
+  if (!queued) {
+    ++stats.rejected;
+    LoadedValue v;
+    v.kind = LoadedValue::Kind::kError;
+    v.error = loader->rejectedError(why.find("full") != std::string::npos ? "queue is full" : why);
+    f->loaded = true;
+    answer(f, v);
+    release(f);
+    return;
+  }
+  ++stats.loads;
+  flights_.insert(f);
+  f->deadline = deadlines_.emplace(uv_now(loop_) + loader->config().timeout_ms, f);
+  f->has_deadline = true;
+  if (f->deadline == deadlines_.begin()) armTimer();
+}
+
+void ReadThrough::answer(Flight* f, const LoadedValue& v) {
+  std::vector<Flight::Waiter> waiters;
+  waiters.swap(f->waiters);
+  for (const Flight::Waiter& w : waiters) w.request->onLoaded(w.index, v);
+}
+
+void ReadThrough::onLoaded(Flight* f, backends::SqlResult&& result) {
+  if (f->has_deadline) {
+    deadlines_.erase(f->deadline);
+    f->has_deadline = false;
+  }
+  f->loaded = true;
+  if (f->abandoned) {  // its waiters already had the timeout error
+    release(f);
+    return;
+  }
+  LoaderStats& stats = f->loader->stats();
+  stats.latency.record(nowUs() - f->queued_us);
+  f->result = f->loader->decode(std::move(result));
+  const LoadedValue& v = f->result;
+  if (v.kind == LoadedValue::Kind::kError) {
+    ++(v.timed_out ? stats.timeouts : stats.errors);
+    flights_.remove(f);  // the next request tries again
+  }
+  answer(f, v);
+  if (f->superseded || closed_) {
+    release(f);
+    return;
+  }
+  if (v.kind == LoadedValue::Kind::kAbsent && f->loader->config().negative_ttl_ms > 0) {
+    negative_.insert(f->key, uv_now(loop_) + f->loader->config().negative_ttl_ms);
+  }
+  if (v.kind == LoadedValue::Kind::kValue) {
+    fill(f);
+    return;
+  }
+  release(f);
+}
+
+void ReadThrough::fill(Flight* f) {
+  backends::UpstreamConn* conn = pool_->shared(fill_seq_++, 2);
+  if (conn == nullptr) {
+    release(f);  // the waiters have their value; the next miss loads again
+    return;
+  }
+  std::string request;
+  f->loader->encodeFill(f->key, f->result, f->loader->pickTtlMs(rng_), &request);
+  ++f->loader->stats().fills;
+  f->filling = true;
+  conn->send(request, new FillTarget(this, f));
+}
+
+void ReadThrough::onFilled(Flight* f) {
+  f->filling = false;
+  release(f);
+}
+
+void ReadThrough::release(Flight* f) {
+  flights_.remove(f);
+  if (!f->loaded || f->filling) return;  // the backend's callback or the fill reply is to come
+  delete f;
+  --g_live_flights;
+}
+
+void ReadThrough::armTimer() {
+  if (closed_) return;
+  if (deadlines_.empty()) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  uint64_t now = uv_now(loop_);
+  uint64_t at = deadlines_.begin()->first;
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<ReadThrough*>(t->data)->onTimer(); },
+      at > now ? at - now : 0, 0);
+}
+
+void ReadThrough::onTimer() {
+  uint64_t now = uv_now(loop_);
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    Flight* f = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    f->has_deadline = false;
+    // The query may still be queued or running; its result, when it comes, is dropped.
+    f->abandoned = true;
+    flights_.remove(f);
+    ++f->loader->stats().timeouts;
+    LoadedValue v;
+    v.kind = LoadedValue::Kind::kError;
+    v.timed_out = true;
+    v.error = f->loader->timeoutError();
+    answer(f, v);
+  }
+  armTimer();
+}
+
+bool ReadThrough::sendExists(std::string_view key, backends::ReplyTarget* target) {
+  if (closed_) return false;
+  backends::UpstreamConn* conn = pool_->shared(fill_seq_++, 2);
+  if (conn == nullptr) return false;
+  std::string request;
+  resp::ReplyEncoder e(&request, 2);
+  e.arrayHeader(2);
+  e.bulk("EXISTS");
+  e.bulk(key);
+  conn->send(request, target);
+  return true;
+}
+
+void ReadThrough::close() {
+  if (closed_) return;
+  closed_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+}
+
+}  // namespace readthru

@@ -1,0 +1,97 @@
+#pragma once
+// ReadThrough: the read-through engine (design.md, "Read-through and single-flight").
+//
+//   GET user:42 -> intercept(): a loader serves the key -> a ReadThroughRequest sees the reply
+//   Redis has it ----------------------------------------> the reply goes out as is (a hit)
+//   nil -> miss(): negative cache? ----------------------> nil, no query
+//               a flight for the key? -------------------> wait for it (coalesced)
+//               otherwise a new flight: the loader's query on its backend's worker threads
+//   result: every waiter answered; a value is written to Redis (SET ... PX ttl NX, or a script
+//           for hashes) unless a write to the key came meanwhile; an absent row is remembered
+//   error, timeout, full queue: every waiter gets -ERR naming the loader; nothing is cached
+//
+// Threads: the loop thread only; SQL runs on the backends' workers and comes back through their
+// uv_async. Ownership: flights and requests free themselves (see single_flight.h and
+// read_through_request.h); the engine's timer is closed by close().
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/reply_target.h"
+#include "proxy/config.h"
+#include "proxy/loader_registry.h"
+#include "proxy/negative_cache.h"
+#include "proxy/single_flight.h"
+#include "proxy/slot_interceptor.h"
+#include "resp/command_table.h"
+#include "resp/request_parser.h"
+
+namespace readthru {
+
+class UpstreamPool;
+class ReadThroughRequest;
+
+class ReadThrough {
+ public:
+  ReadThrough(uv_loop_t* loop, const Config& config, LoaderRegistry* registry, UpstreamPool* pool);
+
+  // True when any loader is configured: only then is anything intercepted.
+  bool active() const { return !registry_->empty(); }
+  // For GET, MGET (string and json loaders) and HGET, HMGET, HGETALL (hash loaders) with at
+  // least one key a loader serves: the interceptor for the command's slot. nullptr otherwise.
+  // `protocol` is the client's, for the reply readthru may write in Redis's place.
+  SlotInterceptor* intercept(const resp::Command& cmd, const resp::CommandInfo* info, int protocol);
+
+  // Whether writes need to be reported at all (a load in flight, an absent key remembered).
+  bool watchingWrites() const { return !flights_.empty() || !negative_.empty(); }
+  // A write through readthru (a command with the write flag, on db 0): loads of its keys in
+  // flight are superseded and the keys are no longer remembered as absent. FLUSHALL, FLUSHDB and
+  // SWAPDB touch every key.
+  void noteWrite(const std::vector<std::string_view>& argv, const resp::CommandInfo* info);
+
+  // From ReadThroughRequest: key `index` of `request` is missing in Redis. The request gets
+  // onLoaded(index, ...) exactly once, possibly before this returns.
+  void miss(ReadThroughRequest* request, size_t index, Loader* loader, std::string_view key);
+  // Sends EXISTS key for `target` (a hash whose field was nil: is the hash itself missing?).
+  // False when the upstream is unavailable; the target is then never called.
+  bool sendExists(std::string_view key, backends::ReplyTarget* target);
+
+  // No fills or new loads after this; closes the timer. Loads in flight still finish.
+  void close();
+
+  size_t negativeEntries() const { return negative_.size(); }
+  size_t flights() const { return flights_.size(); }
+  static size_t liveCount();  // flights and requests not yet freed, for leak checks
+
+ private:
+  class FillTarget;
+
+  void onLoaded(Flight* f, backends::SqlResult&& result);
+  void answer(Flight* f, const LoadedValue& v);
+  void fill(Flight* f);
+  void onFilled(Flight* f);
+  void release(Flight* f);  // frees `f` once nothing refers to it
+  void supersede(Flight* f);
+  void armTimer();
+  void onTimer();
+  uint64_t nowUs() const { return uv_hrtime() / 1000; }
+
+  uv_loop_t* loop_;
+  LoaderRegistry* registry_;
+  UpstreamPool* pool_;
+  NegativeCache negative_;
+  SingleFlight flights_;
+  std::multimap<uint64_t, Flight*> deadlines_;  // loop ms -> loading flight
+  uv_timer_t timer_;
+  std::mt19937_64 rng_;
+  uint64_t fill_seq_ = 0;  // spreads fills over the shared connections
+  bool closed_ = false;
+};
+
+}  // namespace readthru
