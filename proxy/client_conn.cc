@@ -369,7 +369,8 @@ SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const Rout
   ReadThrough* rt = server_->readThrough();
   // Loaders serve db 0, the shared connections' db.
   if (!rt->active() || db_ != 0) return nullptr;
-  if (d.info->flags & resp::kFlagWrite) {
+  if (d.info->flags & (resp::kFlagWrite | resp::kFlagMayReplicate)) {
+    // may_replicate: scripts and functions (EVAL, FCALL) write without the write flag.
     // Queued in MULTI counts too: superseding a load needlessly only costs a reload.
     if (rt->watchingWrites()) rt->noteWrite(cmd.argv, d.info);
     return nullptr;
