@@ -308,6 +308,13 @@ class ConfigReader {
         fail(t.get("jitter")->source(), "'jitter' needs a 'ttl' (ttl = \"0s\" means no expiry)");
         return;
       }
+      // Redis refuses expiry times past 2^63 ms; stay far below it.
+      constexpr uint64_t kMaxTtlMs = uint64_t{1} << 50;  // about 35,000 years
+      if (l.ttl_ms > kMaxTtlMs || l.jitter_ms > kMaxTtlMs) {
+        const char* which = l.ttl_ms > kMaxTtlMs ? "ttl" : "jitter";
+        fail(t.get(which)->source(), fmt::format("'{}' is too large", which));
+        return;
+      }
       if (l.ttl_ms > 0 && l.jitter_ms >= l.ttl_ms) {
         fail(t.get("jitter")->source(), "'jitter' must be less than 'ttl'");
         return;
@@ -375,6 +382,7 @@ class ConfigReader {
       if (n.is_integer()) {
         int64_t s = *n.value<int64_t>();
         if (s < 0) return bad(n, "must not be negative");
+        if (static_cast<uint64_t>(s) > UINT64_MAX / 1000) return bad(n, "is too large");
         *out = static_cast<uint64_t>(s) * 1000;
         return true;
       }

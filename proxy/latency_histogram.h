@@ -1,6 +1,6 @@
 #pragma once
 // LatencyHistogram: load latencies in microseconds, kept in log-spaced buckets (four per power of
-// two, so a percentile read from it is within 19% of the true value) plus coarse, fixed buckets
+// two, so a percentile read from it is at most 25% above the true value) plus coarse, fixed buckets
 // for reporting. Recording is a few integer operations and never allocates.
 
 #include <array>

@@ -102,7 +102,8 @@ class Loader {
 // A column value as the bytes stored in Redis: integers in decimal, reals in the shortest form
 // that reads back the same, text and blobs as they are. NULL is "".
 std::string sqlValueBytes(const backends::SqlValue& v);
-// The row as one JSON object; blobs become base64 strings (JSON strings must be text).
+// The row as one JSON object; blobs become base64 strings (JSON strings must be text), and TEXT
+// bytes that are not UTF-8 become U+FFFD.
 std::string rowJson(const std::vector<std::string>& columns,
                     const std::vector<backends::SqlValue>& row);
 

@@ -15,7 +15,7 @@ bool LoaderRegistry::open(uv_loop_t* loop, const Config& config, std::string* er
     std::string why;
     backends::SqliteBackend* sqlite = backends::SqliteBackend::open(loop, o, &why);
     if (sqlite == nullptr) {
-      *error = fmt::format("{}: backend '{}': cannot open '{}': {}", b.where, b.name, b.path, why);
+      *error = fmt::format("{}: backend '{}': {}", b.where, b.name, why);
       close();
       return false;
     }
@@ -24,6 +24,7 @@ bool LoaderRegistry::open(uv_loop_t* loop, const Config& config, std::string* er
   for (const LoaderConfig& l : config.loaders) {
     auto fail = [&](const std::string& why) {
       *error = fmt::format("{}: loader '{}': {}", l.where, l.name, why);
+      loaders_.clear();
       close();
       return false;
     };

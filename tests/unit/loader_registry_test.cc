@@ -1,0 +1,426 @@
+#include "proxy/loader_registry.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "proxy/key_template.h"
+
+namespace readthru {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// A temp directory holding a small database file built with the sqlite3 C API.
+class TempDb {
+ public:
+  TempDb() {
+    std::string templ =
+        (std::filesystem::temp_directory_path() / "readthru-registry-XXXXXX").string();
+    REQUIRE(mkdtemp(templ.data()) != nullptr);
+    dir_ = templ;
+    path_ = (dir_ / "app.db").string();
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                            nullptr) == SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db,
+                          "PRAGMA synchronous = OFF;"
+                          "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT);"
+                          "INSERT INTO users VALUES (1, 'ada', 'ada@example.com');"
+                          "INSERT INTO users VALUES (2, 'grace', NULL);",
+                          nullptr, nullptr, &err);
+    CAPTURE(err != nullptr ? err : "");
+    sqlite3_free(err);
+    sqlite3_close_v2(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  ~TempDb() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  TempDb(const TempDb&) = delete;
+  TempDb& operator=(const TempDb&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+// A real uv loop; a ticking timer keeps runUntil() from blocking forever when nothing arrives.
+class Loop {
+ public:
+  Loop() {
+    REQUIRE(uv_loop_init(&loop_) == 0);
+    uv_timer_init(&loop_, &tick_);
+  }
+  ~Loop() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop_) == 0);  // every handle was closed
+  }
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  uv_loop_t* get() { return &loop_; }
+
+  // Runs the loop until `done` holds; false when `limit` passes first.
+  bool runUntil(const std::function<bool()>& done, Clock::duration limit = 10s) {
+    auto deadline = Clock::now() + limit;
+    uv_timer_start(
+        &tick_, [](uv_timer_t*) {}, 5, 5);
+    bool ok = true;
+    while (!done()) {
+      if (Clock::now() >= deadline) {
+        ok = false;
+        break;
+      }
+      uv_run(&loop_, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&tick_);
+    return ok;
+  }
+
+ private:
+  uv_loop_t loop_;
+  uv_timer_t tick_;
+};
+
+BackendConfig backend(std::string name, std::string path) {
+  BackendConfig b;
+  b.name = std::move(name);
+  b.where = "test.toml:1:1";
+  b.path = std::move(path);
+  b.workers = 1;
+  b.queue = 16;
+  return b;
+}
+
+LoaderConfig loader(std::string name, std::string key, std::string query,
+                    std::string backend_name = "main") {
+  LoaderConfig l;
+  l.name = std::move(name);
+  l.where = "test.toml:9:1";
+  l.key = std::move(key);
+  l.backend = std::move(backend_name);
+  l.query = std::move(query);
+  return l;
+}
+
+// Closes the registry and runs the loop until every backend has freed itself.
+void closeRegistry(Loop& loop, LoaderRegistry& registry) {
+  bool closed = false;
+  registry.close([&closed] { closed = true; });
+  REQUIRE(loop.runUntil([&] { return closed; }));
+  CHECK(backends::SqliteBackend::liveCount() == 0);
+}
+
+// After a failed open() the registry has closed what it opened; the loop finishes the job.
+void drain(Loop& loop) {
+  REQUIRE(loop.runUntil([] { return backends::SqliteBackend::liveCount() == 0; }));
+}
+
+std::string openError(Loop& loop, const Config& config) {
+  LoaderRegistry registry;
+  std::string error;
+  CHECK_FALSE(registry.open(loop.get(), config, &error));
+  drain(loop);
+  return error;
+}
+
+// Runs `l`'s query for `key` on its backend and decodes the result.
+LoadedValue load(Loop& loop, Loader* l, std::string_view key) {
+  LoadedValue out;
+  bool done = false;
+  std::string error;
+  bool queued = l->backend()->query(
+      l->query(key),
+      [&](backends::SqlResult&& r) {
+        out = l->decode(std::move(r));
+        done = true;
+      },
+      &error);
+  CAPTURE(error);
+  REQUIRE(queued);
+  REQUIRE(loop.runUntil([&] { return done; }));
+  return out;
+}
+
+TEST_CASE("loader registry: open makes every loader live, find() answers in config order") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  config.loaders.push_back(
+      loader("by_id", "user:{id:int}", "SELECT name FROM users WHERE id = :id"));
+  config.loaders.push_back(
+      loader("by_name", "user:{name}", "SELECT email FROM users WHERE name = :name"));
+  config.loaders.push_back(loader("profile", "profile:{id}", "SELECT * FROM users WHERE id = @id"));
+  config.loaders.back().type = LoaderType::kHash;
+  config.loaders.push_back(loader("count", "users:count", "SELECT count(*) FROM users"));
+
+  LoaderRegistry registry;
+  CHECK(registry.empty());
+  CHECK(registry.find("user:1") == nullptr);
+  std::string error;
+  REQUIRE_MESSAGE(registry.open(loop.get(), config, &error), error);
+  CHECK(error.empty());
+  CHECK_FALSE(registry.empty());
+
+  REQUIRE(registry.backends().size() == 1);
+  CHECK(registry.backends()[0].config == &config.backends[0]);
+  REQUIRE(registry.backends()[0].sqlite != nullptr);
+  REQUIRE(registry.loaders().size() == 4);
+  const char* names[] = {"by_id", "by_name", "profile", "count"};
+  for (size_t i = 0; i < 4; ++i) {
+    CHECK(registry.loaders()[i]->name() == names[i]);
+    CHECK(registry.loaders()[i]->backend() == registry.backends()[0].sqlite);
+  }
+
+  // "user:1" matches both user templates: the first in the config wins.
+  Loader* l = registry.find("user:1");
+  REQUIRE(l != nullptr);
+  CHECK(l->name() == "by_id");
+  REQUIRE(registry.find("user:ada") != nullptr);
+  CHECK(registry.find("user:ada")->name() == "by_name");
+  REQUIRE(registry.find("user:01") != nullptr);  // not a canonical int
+  CHECK(registry.find("user:01")->name() == "by_name");
+  CHECK(registry.find("profile:2")->name() == "profile");
+  CHECK(registry.find("users:count")->name() == "count");
+  for (std::string_view miss : {"user:", "user:1:x", "users:count:x", "profile", "order:1", ""}) {
+    CAPTURE(miss);
+    CHECK(registry.find(miss) == nullptr);
+  }
+
+  // The loaders' queries run on the registry's backend.
+  LoadedValue v = load(loop, l, "user:1");
+  CHECK(v.kind == LoadedValue::Kind::kValue);
+  CHECK(v.value == "ada");
+  v = load(loop, registry.find("user:grace"), "user:grace");
+  CHECK(v.kind == LoadedValue::Kind::kAbsent);  // a NULL email
+  v = load(loop, registry.find("profile:1"), "profile:1");
+  CHECK(v.kind == LoadedValue::Kind::kValue);
+  CHECK(v.fields == std::vector<std::pair<std::string, std::string>>{
+                        {"id", "1"}, {"name", "ada"}, {"email", "ada@example.com"}});
+  v = load(loop, registry.find("user:42"), "user:42");
+  CHECK(v.kind == LoadedValue::Kind::kAbsent);
+  v = load(loop, registry.find("users:count"), "users:count");
+  CHECK(v.value == "2");
+  closeRegistry(loop, registry);
+  // The loaders live on with the registry after close.
+  CHECK(registry.loaders().size() == 4);
+  CHECK(registry.backends().empty());
+}
+
+TEST_CASE("loader registry: the other config order gives the other loader") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  config.loaders.push_back(
+      loader("by_name", "user:{name}", "SELECT email FROM users WHERE name = :name"));
+  config.loaders.push_back(
+      loader("by_id", "user:{id:int}", "SELECT name FROM users WHERE id = :id"));
+  LoaderRegistry registry;
+  std::string error;
+  REQUIRE_MESSAGE(registry.open(loop.get(), config, &error), error);
+  REQUIRE(registry.find("user:1") != nullptr);
+  CHECK(registry.find("user:1")->name() == "by_name");
+  CHECK(registry.find("user:ada")->name() == "by_name");
+  closeRegistry(loop, registry);
+}
+
+TEST_CASE("loader registry: a query that does not prepare names the loader") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  config.loaders.push_back(loader("ok", "user:{id}", "SELECT name FROM users WHERE id = :id"));
+  struct Case {
+    std::string query;
+    std::string why;
+  };
+  for (const Case& c : {
+           Case{"SELECT name FROM nope WHERE id = :id", "no such table: nope"},
+           Case{"SELECT nope FROM users WHERE id = :id", "no such column: nope"},
+           Case{"SELEC name FROM users", "near \"SELEC\": syntax error"},
+           Case{"SELECT 1; SELECT 2", "only one SQL statement is allowed"},
+           Case{"", "empty SQL statement"},
+           Case{"SELECT name FROM users WHERE id = ?",
+                "positional parameter ? is not supported; use a named one (:name)"},
+       }) {
+    CAPTURE(c.query);
+    Config bad = config;
+    bad.loaders.push_back(loader("bad", "order:{id}", c.query));
+    CHECK(openError(loop, bad) ==
+          "test.toml:9:1: loader 'bad': the query does not prepare: " + c.why);
+  }
+}
+
+TEST_CASE("loader registry: a parameter the key template does not capture") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  struct Case {
+    std::string key;
+    std::string query;
+    std::string param;
+  };
+  for (const Case& c : {
+           Case{"user:{id}", "SELECT name FROM users WHERE id = :uid", ":uid"},
+           Case{"user:{id}", "SELECT name FROM users WHERE id = :id AND name = @name", "@name"},
+           Case{"users:all", "SELECT name FROM users WHERE id = $id", "$id"},
+           // Names are case-sensitive.
+           Case{"user:{Id}", "SELECT name FROM users WHERE id = :id", ":id"},
+       }) {
+    CAPTURE(c.query);
+    Config bad = config;
+    bad.loaders.push_back(loader("u", c.key, c.query));
+    CHECK(openError(loop, bad) == "test.toml:9:1: loader 'u': the query's parameter " + c.param +
+                                      " is not captured by the key template '" + c.key + "'");
+  }
+  // The other way round is fine: a capture the query does not use.
+  Config ok = config;
+  ok.loaders.push_back(
+      loader("u", "t:{tenant}:user:{id}", "SELECT name FROM users WHERE id = :id"));
+  LoaderRegistry registry;
+  std::string error;
+  REQUIRE_MESSAGE(registry.open(loop.get(), ok, &error), error);
+  LoadedValue v = load(loop, registry.find("t:acme:user:2"), "t:acme:user:2");
+  CHECK(v.value == "grace");
+  closeRegistry(loop, registry);
+}
+
+TEST_CASE("loader registry: an unknown backend or a bad key template") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  config.loaders.push_back(loader("u", "user:{id}", "SELECT 1", "replica"));
+  CHECK(openError(loop, config) == "test.toml:9:1: loader 'u': unknown backend 'replica'");
+
+  // No backends at all.
+  Config none;
+  none.loaders.push_back(loader("u", "user:{id}", "SELECT 1"));
+  CHECK(openError(loop, none) == "test.toml:9:1: loader 'u': unknown backend 'main'");
+
+  std::string why;
+  {
+    KeyTemplate t;
+    CHECK_FALSE(KeyTemplate::parse("user:{id", &t, &why));
+  }
+  config.loaders = {loader("u", "user:{id", "SELECT 1")};
+  CHECK(openError(loop, config) ==
+        "test.toml:9:1: loader 'u': bad key template 'user:{id': " + why);
+}
+
+TEST_CASE("loader registry: a backend that cannot be opened closes the ones already open") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  std::string missing = (db.dir() / "missing.db").string();
+  config.backends.push_back(backend("gone", missing));
+  config.backends.back().where = "test.toml:4:1";
+  LoaderRegistry registry;
+  std::string error;
+  CHECK_FALSE(registry.open(loop.get(), config, &error));
+  CHECK(error.rfind("test.toml:4:1: backend 'gone': cannot open " + missing + ": ", 0) == 0);
+  CHECK(error.find("unable to open database file") != std::string::npos);
+  CHECK(registry.backends().empty());
+  drain(loop);                                    // "main" was opened, then closed again
+  CHECK_FALSE(std::filesystem::exists(missing));  // never created
+}
+
+TEST_CASE("loader registry: a failure after some loaders still closes every backend") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  config.backends.push_back(backend("second", db.path()));
+  config.loaders.push_back(loader("a", "a:{id}", "SELECT name FROM users WHERE id = :id"));
+  config.loaders.push_back(loader("b", "b:{id}", "SELECT nope FROM users", "second"));
+  CHECK(openError(loop, config) ==
+        "test.toml:9:1: loader 'b': the query does not prepare: no such column: nope");
+  CHECK(backends::SqliteBackend::liveCount() == 0);
+}
+
+TEST_CASE("loader registry: close calls done once, after every backend") {
+  Loop loop;
+  {
+    // Nothing opened: done at once.
+    LoaderRegistry registry;
+    int calls = 0;
+    registry.close([&calls] { ++calls; });
+    CHECK(calls == 1);
+    registry.close();  // no callback: fine
+  }
+  TempDb db;
+  Config config;
+  for (const char* name : {"a", "b", "c"}) config.backends.push_back(backend(name, db.path()));
+  LoaderRegistry registry;
+  std::string error;
+  REQUIRE_MESSAGE(registry.open(loop.get(), config, &error), error);
+  CHECK(registry.empty());  // backends but no loaders
+  CHECK(backends::SqliteBackend::liveCount() == 3);
+  int calls = 0;
+  registry.close([&calls] { ++calls; });
+  CHECK(calls == 0);  // never synchronously while backends are open
+  REQUIRE(loop.runUntil([&] { return calls > 0; }));
+  CHECK(backends::SqliteBackend::liveCount() == 0);
+  loop.runUntil([] { return false; }, 20ms);
+  CHECK(calls == 1);
+}
+
+TEST_CASE("loader registry: from a config file with a path relative to it") {
+  TempDb db;
+  Loop loop;
+  std::string conf = (db.dir() / "readthru.toml").string();
+  std::ofstream(conf) << R"([backends.main]
+path = "app.db"
+
+[[loaders]]
+name = "user"
+key = "user:{id:int}"
+backend = "main"
+query = "SELECT name FROM users WHERE id = :id"
+
+[[loaders]]
+name = "broken"
+key = "broken:{id}"
+backend = "main"
+query = "SELECT name FROM users WHERE uid = :id"
+)";
+  Config config;
+  std::string error;
+  REQUIRE_MESSAGE(loadConfigFile(conf, &config, &error), error);
+  // The file parses; the query is only checked against the database.
+  CHECK(openError(loop, config) ==
+        conf + ":10:1: loader 'broken': the query does not prepare: " + "no such column: uid");
+
+  config.loaders.pop_back();
+  LoaderRegistry registry;
+  REQUIRE_MESSAGE(registry.open(loop.get(), config, &error), error);
+  LoadedValue v = load(loop, registry.find("user:2"), "user:2");
+  CHECK(v.value == "grace");
+  closeRegistry(loop, registry);
+}
+
+}  // namespace
+}  // namespace readthru
