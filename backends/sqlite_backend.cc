@@ -206,6 +206,7 @@ struct SqliteBackend::Worker {
   }
 
   bool shouldAbort() {
+    if (rolling_back) return false;
     if (owner->stopping_.load(std::memory_order_relaxed)) {
       abort = Abort::kClosed;
       return true;
@@ -236,8 +237,52 @@ struct SqliteBackend::Worker {
     return stmt;
   }
 
+  // Steps one statement to the end. On failure returns false with *error set (a deadline or
+  // close is recorded in `abort`).
+  bool runOne(const SqlQuery& q, size_t max_rows, SqlResult* r, std::string* error) {
+    bool ok = false;
+    if (sqlite3_stmt* stmt = statement(q.sql, error)) {
+      if (bindParameters(db, stmt, q.params, error)) {
+        int columns = sqlite3_column_count(stmt);
+        r->columns.clear();
+        r->columns.reserve(static_cast<size_t>(columns));
+        for (int i = 0; i < columns; ++i) {
+          const char* name = sqlite3_column_name(stmt, i);
+          r->columns.emplace_back(name != nullptr ? name : "");
+        }
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+          if (max_rows != 0 && r->rows.size() >= max_rows) {
+            *error = "more than " + std::to_string(max_rows) + " rows";
+            break;
+          }
+          std::vector<SqlValue>& row = r->rows.emplace_back();
+          row.reserve(static_cast<size_t>(columns));
+          for (int i = 0; i < columns; ++i) row.push_back(readColumn(stmt, i));
+        }
+        if (rc == SQLITE_DONE) {
+          ok = true;
+          r->changes += static_cast<uint64_t>(sqlite3_changes(db));
+        } else if (rc != SQLITE_ROW) {
+          *error = sqliteError(db, rc);
+        }
+      }
+      // Ready for the next use, and no binding points into this request any more.
+      sqlite3_reset(stmt);
+      sqlite3_clear_bindings(stmt);
+    }
+    return ok;
+  }
+
+  bool exec(const char* sql, std::string* error) {
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return true;
+    *error = sqliteError(db, rc);
+    return false;
+  }
+
   void execute(Request* req) {
-    const SqlQuery& q = req->query;
+    const SqlQuery& q = req->batch.empty() ? req->query : req->batch.front();
     SqlResult& r = req->result;
     const SqliteOptions& options = owner->options_;
     uint64_t timeout_ms =
@@ -248,34 +293,27 @@ struct SqliteBackend::Worker {
                                : Clock::time_point::max();
 
     std::string error;
-    bool ok = false;
-    if (sqlite3_stmt* stmt = statement(q.sql, &error)) {
-      if (bindParameters(db, stmt, q.params, &error)) {
-        int columns = sqlite3_column_count(stmt);
-        r.columns.reserve(static_cast<size_t>(columns));
-        for (int i = 0; i < columns; ++i) {
-          const char* name = sqlite3_column_name(stmt, i);
-          r.columns.emplace_back(name != nullptr ? name : "");
-        }
-        int rc;
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-          if (max_rows != 0 && r.rows.size() >= max_rows) {
-            error = "more than " + std::to_string(max_rows) + " rows";
-            break;
-          }
-          std::vector<SqlValue>& row = r.rows.emplace_back();
-          row.reserve(static_cast<size_t>(columns));
-          for (int i = 0; i < columns; ++i) row.push_back(readColumn(stmt, i));
-        }
-        if (rc == SQLITE_DONE) {
-          ok = true;
-        } else if (rc != SQLITE_ROW) {
-          error = sqliteError(db, rc);
-        }
+    bool ok;
+    if (req->batch.empty()) {
+      ok = runOne(q, max_rows, &r, &error);
+    } else {
+      // One transaction: all statements or none. BEGIN IMMEDIATE takes the write lock up front,
+      // so a busy database is waited for (up to the deadline) before anything runs.
+      ok = exec("BEGIN IMMEDIATE", &error);
+      for (size_t i = 0; ok && i < req->batch.size(); ++i) {
+        r.rows.clear();
+        ok = runOne(req->batch[i], max_rows, &r, &error);
+        if (!ok && req->batch.size() > 1)
+          error = "statement " + std::to_string(i + 1) + ": " + error;
       }
-      // Ready for the next use, and no binding points into this request any more.
-      sqlite3_reset(stmt);
-      sqlite3_clear_bindings(stmt);
+      if (ok) ok = exec("COMMIT", &error);
+      if (!ok && !sqlite3_get_autocommit(db)) {
+        // The rollback must not be interrupted by the deadline that ended the transaction.
+        rolling_back = true;
+        std::string ignored;
+        exec("ROLLBACK", &ignored);
+        rolling_back = false;
+      }
     }
     deadline = Clock::time_point::max();
 
@@ -286,6 +324,7 @@ struct SqliteBackend::Worker {
     r.ok = false;
     r.columns.clear();
     r.rows.clear();
+    r.changes = 0;
     if (abort == Abort::kClosed) {
       r.error = kClosedError;
     } else if (abort == Abort::kDeadline) {
@@ -302,6 +341,7 @@ struct SqliteBackend::Worker {
   std::unordered_map<std::string, sqlite3_stmt*> statements;
   Clock::time_point deadline = Clock::time_point::max();
   Abort abort = Abort::kNone;
+  bool rolling_back = false;
 };
 
 size_t SqliteBackend::liveCount() { return g_live.load(); }
@@ -393,7 +433,17 @@ bool SqliteBackend::validate(std::string_view sql, std::vector<std::string>* par
   return ok;
 }
 
+bool SqliteBackend::transaction(std::vector<SqlQuery> statements, Callback cb, std::string* error) {
+  if (statements.empty()) statements.push_back(SqlQuery{"SELECT 1", {}, 0, 0});
+  SqlQuery first = statements.front();
+  return enqueue(Request{std::move(first), std::move(cb), {}, std::move(statements)}, error);
+}
+
 bool SqliteBackend::query(SqlQuery query, Callback cb, std::string* error) {
+  return enqueue(Request{std::move(query), std::move(cb), {}, {}}, error);
+}
+
+bool SqliteBackend::enqueue(Request&& req, std::string* error) {
   if (closing_) {
     ++rejected_;
     if (error != nullptr) *error = kClosedError;
@@ -408,7 +458,7 @@ bool SqliteBackend::query(SqlQuery query, Callback cb, std::string* error) {
       }
       return false;
     }
-    queue_.push_back(Request{std::move(query), std::move(cb), {}});
+    queue_.push_back(std::move(req));
   }
   work_cv_.notify_one();
   return true;

@@ -73,6 +73,7 @@ struct SqlResult {
   std::string error;
   std::vector<std::string> columns;
   std::vector<std::vector<SqlValue>> rows;  // each row has columns.size() values
+  uint64_t changes = 0;  // rows inserted, updated or deleted (sqlite3_changes), summed
 };
 
 struct SqliteOptions {
@@ -126,6 +127,12 @@ class SqliteBackend {
   // Queues `query`. Returns false at once, without calling `cb`, when the queue is full or the
   // backend is closing (*error, when given, says which). Otherwise `cb` runs exactly once, later.
   [[nodiscard]] bool query(SqlQuery query, Callback cb, std::string* error = nullptr);
+  // As query(), for several statements run as one transaction (BEGIN IMMEDIATE ... COMMIT): all
+  // take effect or none. The first statement's timeout_ms and max_rows apply to the whole; the
+  // result holds the rows of the last statement and the changes of all. An error names the
+  // failing statement ("statement 2: ...") when there are several.
+  [[nodiscard]] bool transaction(std::vector<SqlQuery> statements, Callback cb,
+                                 std::string* error = nullptr);
 
   // Stops accepting queries. Queued ones are cancelled and running ones interrupted; their
   // callbacks still run, with kClosedError. Once every worker has exited, the threads are joined,
@@ -146,10 +153,12 @@ class SqliteBackend {
     SqlQuery query;
     Callback callback;
     SqlResult result;
+    std::vector<SqlQuery> batch;  // a transaction (then `query` is unused)
   };
 
   explicit SqliteBackend(SqliteOptions options);
   ~SqliteBackend();
+  bool enqueue(Request&& req, std::string* error);
   void workerMain(Worker* worker);
   void onAsync();
   void finishCloseIfDone();

@@ -428,6 +428,70 @@ TEST_CASE("sqlite: read_write connections can write") {
   closeBackend(loop, backend);
 }
 
+// Runs one transaction to completion on the loop.
+SqlResult runTransaction(Loop& loop, SqliteBackend* backend, std::vector<SqlQuery> statements) {
+  SqlResult out;
+  bool done = false;
+  REQUIRE(backend->transaction(std::move(statements), [&](SqlResult&& r) {
+    out = std::move(r);
+    done = true;
+  }));
+  REQUIRE(loop.runUntil([&] { return done; }));
+  return out;
+}
+
+TEST_CASE("sqlite: a transaction applies every statement, and counts the changes") {
+  TempDb db;
+  Loop loop;
+  SqliteBackend* backend = openBackend(loop, db, [](SqliteOptions& o) { o.read_write = true; });
+  SqlResult r =
+      runTransaction(loop, backend,
+                     {{"INSERT INTO users (id, name) VALUES (:id, :name)",
+                       {integer(":id", "9"), text(":name", "x")},
+                       0,
+                       0},
+                      {"UPDATE users SET name = :name WHERE id <= 2", {text(":name", "y")}, 0, 0},
+                      {"DELETE FROM users WHERE id = 3", {}, 0, 0}});
+  CHECK(r.ok);
+  CHECK(r.changes == 4);
+  CHECK(db.count("users") == 3);
+  closeBackend(loop, backend);
+}
+
+TEST_CASE("sqlite: a failing statement rolls the whole transaction back") {
+  TempDb db;
+  Loop loop;
+  SqliteBackend* backend = openBackend(loop, db, [](SqliteOptions& o) { o.read_write = true; });
+  SqlResult r =
+      runTransaction(loop, backend,
+                     {{"INSERT INTO users (id, name) VALUES (10, 'a')", {}, 0, 0},
+                      {"INSERT INTO users (id, name) VALUES (1, 'duplicate id')", {}, 0, 0}});
+  CHECK_FALSE(r.ok);
+  CHECK(r.changes == 0);
+  CHECK(r.error.rfind("statement 2: ", 0) == 0);
+  CHECK(r.error.find("UNIQUE") != std::string::npos);
+  CHECK(db.count("users") == 3);  // the first insert was undone
+  // The connection is usable again, outside any transaction.
+  CHECK(runTransaction(loop, backend, {{"DELETE FROM users WHERE id = 1", {}, 0, 0}}).ok);
+  CHECK(db.count("users") == 2);
+  closeBackend(loop, backend);
+}
+
+TEST_CASE("sqlite: a transaction waits for a locked database, up to its deadline") {
+  TempDb db;
+  Loop loop;
+  SqliteBackend* backend = openBackend(loop, db, [](SqliteOptions& o) { o.read_write = true; });
+  db.exec("BEGIN EXCLUSIVE");
+  SqlResult r = runTransaction(loop, backend, {{"DELETE FROM users", {}, 200, 0}});
+  CHECK_FALSE(r.ok);
+  CHECK(r.timed_out);
+  db.exec("COMMIT");
+  CHECK(db.count("users") == 3);
+  CHECK(runTransaction(loop, backend, {{"DELETE FROM users", {}, 2000, 0}}).ok);
+  CHECK(db.count("users") == 0);
+  closeBackend(loop, backend);
+}
+
 TEST_CASE("sqlite: a slow query times out and the worker stays usable") {
   TempDb db;
   Loop loop;
