@@ -8,8 +8,12 @@ LoopFlusher::LoopFlusher(uv_loop_t* loop) {
   uv_check_init(loop, &check_);
   check_.data = this;
   uv_check_start(&check_, [](uv_check_t* h) { static_cast<LoopFlusher*>(h->data)->run(); });
-  // The check handle alone must not keep the loop alive.
+  uv_prepare_init(loop, &prepare_);
+  prepare_.data = this;
+  uv_prepare_start(&prepare_, [](uv_prepare_t* h) { static_cast<LoopFlusher*>(h->data)->run(); });
+  // These handles alone must not keep the loop alive.
   uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
 }
 
 void LoopFlusher::forget(Flushable* f) {
@@ -37,6 +41,8 @@ void LoopFlusher::run() {
 void LoopFlusher::close() {
   uv_check_stop(&check_);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_prepare_stop(&prepare_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
 }
 
 }  // namespace readthru::backends

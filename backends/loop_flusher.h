@@ -2,6 +2,9 @@
 // LoopFlusher: runs each marked object's flush once per loop turn, after all reads of that turn
 // (a uv_check_t). This is where many clients' requests become one upstream write and a client's
 // ready replies become one write to its socket (redis: handleClientsWithPendingWrites).
+// Marks made before the poll phase (timer callbacks: a command or loader timeout answering its
+// clients) are flushed just before the loop polls (a uv_prepare_t), since the poll may block
+// with nothing else to wake it.
 
 #include <uv.h>
 
@@ -38,6 +41,7 @@ class LoopFlusher {
 
  private:
   uv_check_t check_;
+  uv_prepare_t prepare_;
   std::vector<Flushable*> marked_;
   std::vector<Flushable*> running_;
 };
