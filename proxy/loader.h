@@ -37,7 +37,7 @@ struct LoadedValue {
 // Counted per key looked up: an MGET of three keys counts three. See README "Read-through".
 struct LoaderStats {
   uint64_t hits = 0;           // the key was in Redis
-  uint64_t misses = 0;         // it was not: negative_hits + coalesced + loads
+  uint64_t misses = 0;         // it was not: negative_hits + coalesced + loads + rejected
   uint64_t loads = 0;          // queries started
   uint64_t coalesced = 0;      // misses that joined a load in progress (or being filled)
   uint64_t negative_hits = 0;  // misses answered from the negative cache

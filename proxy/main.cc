@@ -11,9 +11,9 @@
 #include <string>
 
 #include "backends/upstream_conn.h"
+#include "proxy/cache_registry.h"
 #include "proxy/client_conn.h"
 #include "proxy/config.h"
-#include "proxy/loader_registry.h"
 #include "proxy/log.h"
 #include "proxy/read_through.h"
 #include "proxy/server.h"
@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   {
     // Opening the backends checks every loader's query against its database: part of the config.
-    LoaderRegistry loaders;
+    CacheRegistry loaders;
     if (!loaders.open(&loop, config, &error) || check_only) {
       loaders.close();
       uv_run(&loop, UV_RUN_DEFAULT);

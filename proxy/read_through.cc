@@ -51,7 +51,7 @@ class ReadThrough::FillTarget final : public backends::ReplyTarget {
 
 size_t ReadThrough::liveCount() { return g_live_flights + ReadThroughRequest::liveCount(); }
 
-ReadThrough::ReadThrough(uv_loop_t* loop, const Config& config, LoaderRegistry* registry,
+ReadThrough::ReadThrough(uv_loop_t* loop, const Config& config, CacheRegistry* registry,
                          UpstreamPool* pool)
     : loop_(loop),
       registry_(registry),
@@ -84,21 +84,54 @@ SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::Co
     return nullptr;
   }
   size_t last_key = op == Op::kMget ? argv.size() - 1 : 1;
-  std::vector<ReadThroughRequest::Key> keys;
-  bool any = false;
-  for (size_t i = 1; i <= last_key; ++i) {
+  // Most commands name no loader's key: find that out before taking a request.
+  size_t first = 0;
+  Loader* first_loader = nullptr;
+  for (size_t i = 1; i <= last_key && first_loader == nullptr; ++i) {
     Loader* l = registry_->find(argv[i]);
-    if (l != nullptr && l->isHash() != hash) l = nullptr;  // GET of a hash template: plain Redis
-    any = any || l != nullptr;
-    if (op != Op::kMget && l == nullptr) return nullptr;
-    keys.push_back({std::string(argv[i]), l});
+    if (l != nullptr && l->isHash() == hash) first = i, first_loader = l;
   }
-  if (!any) return nullptr;
-  std::vector<std::string> fields;
+  if (first_loader == nullptr) return nullptr;
+  ReadThroughRequest* req;
+  if (spare_.empty()) {
+    req = new ReadThroughRequest(this);
+  } else {
+    req = spare_.back();
+    spare_.pop_back();
+  }
+  req->start(op, protocol);
+  auto& keys = req->keys();
+  keys.resize(last_key);
+  for (size_t i = 1; i <= last_key; ++i) {
+    Loader* l = nullptr;
+    if (i == first) {
+      l = first_loader;
+    } else if (i > first) {
+      l = registry_->find(argv[i]);
+      if (l != nullptr && l->isHash() != hash) l = nullptr;  // GET of a hash template: plain
+    }
+    keys[i - 1].name.assign(argv[i]);
+    keys[i - 1].loader = l;
+  }
+  auto& fields = req->fields();
+  fields.clear();
   if (op == Op::kHget || op == Op::kHmget) {
     for (size_t i = 2; i < argv.size(); ++i) fields.emplace_back(argv[i]);
   }
-  return new ReadThroughRequest(this, op, protocol, std::move(keys), std::move(fields));
+  return req;
+}
+
+void ReadThrough::recycle(ReadThroughRequest* request) {
+  constexpr size_t kMaxSpare = 256;
+  if (spare_.size() < kMaxSpare) {
+    spare_.push_back(request);
+  } else {
+    delete request;
+  }
+}
+
+ReadThrough::~ReadThrough() {
+  for (ReadThroughRequest* r : spare_) delete r;
 }
 
 void ReadThrough::noteWrite(const std::vector<std::string_view>& argv,

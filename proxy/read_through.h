@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "backends/reply_target.h"
+#include "proxy/cache_registry.h"
 #include "proxy/config.h"
-#include "proxy/loader_registry.h"
 #include "proxy/negative_cache.h"
 #include "proxy/single_flight.h"
 #include "proxy/slot_interceptor.h"
@@ -39,7 +39,10 @@ class ReadThroughRequest;
 
 class ReadThrough {
  public:
-  ReadThrough(uv_loop_t* loop, const Config& config, LoaderRegistry* registry, UpstreamPool* pool);
+  ReadThrough(uv_loop_t* loop, const Config& config, CacheRegistry* registry, UpstreamPool* pool);
+  ~ReadThrough();
+  ReadThrough(const ReadThrough&) = delete;
+  ReadThrough& operator=(const ReadThrough&) = delete;
 
   // True when any loader is configured: only then is anything intercepted.
   bool active() const { return !registry_->empty(); }
@@ -62,6 +65,9 @@ class ReadThrough {
   // False when the upstream is unavailable; the target is then never called.
   bool sendExists(std::string_view key, backends::ReplyTarget* target);
 
+  // A request that has finished, for reuse.
+  void recycle(ReadThroughRequest* request);
+
   // No fills or new loads after this; closes the timer. Loads in flight still finish.
   void close();
 
@@ -83,14 +89,15 @@ class ReadThrough {
   uint64_t nowUs() const { return uv_hrtime() / 1000; }
 
   uv_loop_t* loop_;
-  LoaderRegistry* registry_;
+  CacheRegistry* registry_;
   UpstreamPool* pool_;
   NegativeCache negative_;
   SingleFlight flights_;
   std::multimap<uint64_t, Flight*> deadlines_;  // loop ms -> loading flight
   uv_timer_t timer_;
   std::mt19937_64 rng_;
-  uint64_t fill_seq_ = 0;  // spreads fills over the shared connections
+  uint64_t fill_seq_ = 0;                   // spreads fills over the shared connections
+  std::vector<ReadThroughRequest*> spare_;  // finished requests, reused by intercept()
   bool closed_ = false;
 };
 

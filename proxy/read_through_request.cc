@@ -56,14 +56,22 @@ bool splitFlatArray(std::string_view r, std::vector<std::pair<size_t, size_t>>* 
 
 size_t ReadThroughRequest::liveCount() { return g_live; }
 
-ReadThroughRequest::ReadThroughRequest(ReadThrough* engine, Op op, int protocol,
-                                       std::vector<Key> keys, std::vector<std::string> fields)
-    : engine_(engine),
-      op_(op),
-      protocol_(protocol),
-      keys_(std::move(keys)),
-      fields_(std::move(fields)) {
+ReadThroughRequest::ReadThroughRequest(ReadThrough* engine) : engine_(engine), op_(Op::kGet) {
   ++g_live;
+}
+
+void ReadThroughRequest::start(Op op, int protocol) {
+  op_ = op;
+  protocol_ = protocol;
+  slot_ = nullptr;
+  reply_.clear();
+  elements_.clear();
+  replacements_.clear();
+  loaded_reply_.clear();
+  error_.clear();
+  exists_reply_.clear();
+  waiting_ = 0;
+  starting_ = false;
 }
 
 ReadThroughRequest::~ReadThroughRequest() { --g_live; }
@@ -217,7 +225,7 @@ void ReadThroughRequest::maybeFinish() {
 
 void ReadThroughRequest::finish(std::string&& reply) {
   slot_->finishHeld(std::move(reply));
-  delete this;
+  engine_->recycle(this);
 }
 
 }  // namespace readthru

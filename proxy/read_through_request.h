@@ -11,8 +11,9 @@
 //                                       nil; a missing hash is loaded and the fields read from it
 //
 // An error from a load (of any key of an MGET) becomes the whole reply, as its -ERR text.
-// Ownership: created by ReadThrough::intercept, it owns itself; it frees itself after finishing
-// its slot, and outlives a client that goes away until its loads and EXISTS check have answered.
+// Ownership: handed out by ReadThrough::intercept, it owns itself; after finishing its slot it goes
+// back to the engine for reuse (the hit path allocates nothing), and it outlives a client that goes
+// away until its loads and EXISTS check have answered.
 
 #include <cstdint>
 #include <optional>
@@ -37,9 +38,13 @@ class ReadThroughRequest final : public SlotInterceptor, public backends::ReplyT
     Loader* loader;  // nullptr: no loader serves it (an MGET may mix keys)
   };
 
-  ReadThroughRequest(ReadThrough* engine, Op op, int protocol, std::vector<Key> keys,
-                     std::vector<std::string> fields);
+  explicit ReadThroughRequest(ReadThrough* engine);
   ~ReadThroughRequest() override;
+
+  // Prepares a fresh (or recycled) request; then the caller fills keys() and fields().
+  void start(Op op, int protocol);
+  std::vector<Key>& keys() { return keys_; }
+  std::vector<std::string>& fields() { return fields_; }
 
   void onReply(ReplySlot* slot) override;
   // A load this request waits for has a result (called by ReadThrough, once per missing key).

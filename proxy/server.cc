@@ -8,7 +8,7 @@
 
 namespace readthru {
 
-Server::Server(uv_loop_t* loop, const Config& config, LoaderRegistry* loaders)
+Server::Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders)
     : loop_(loop),
       config_(config),
       flusher_(loop),

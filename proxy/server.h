@@ -10,8 +10,8 @@
 #include <string>
 
 #include "backends/loop_flusher.h"
+#include "proxy/cache_registry.h"
 #include "proxy/config.h"
-#include "proxy/loader_registry.h"
 #include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
 
@@ -22,7 +22,7 @@ class ClientConn;
 class Server {
  public:
   // `loaders` is open (or empty); the server closes it when it stops.
-  Server(uv_loop_t* loop, const Config& config, LoaderRegistry* loaders);
+  Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders);
   // Binds and listens; false with `error` set when it cannot.
   bool start(std::string* error);
   void shutdown(const char* why);
@@ -31,7 +31,7 @@ class Server {
   const Config& config() const { return config_; }
   backends::LoopFlusher* flusher() { return &flusher_; }
   UpstreamPool* pool() { return &pool_; }
-  LoaderRegistry* loaders() { return loaders_; }
+  CacheRegistry* loaders() { return loaders_; }
   ReadThrough* readThrough() { return &read_through_; }
   size_t clientCount() const { return clients_; }
   bool shuttingDown() const { return shutting_down_; }
@@ -49,7 +49,7 @@ class Server {
   const Config& config_;
   backends::LoopFlusher flusher_;
   UpstreamPool pool_;
-  LoaderRegistry* loaders_;
+  CacheRegistry* loaders_;
   ReadThrough read_through_;
   uv_tcp_t listener_;
   uv_signal_t sigterm_;

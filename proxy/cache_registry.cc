@@ -1,4 +1,4 @@
-#include "proxy/loader_registry.h"
+#include "proxy/cache_registry.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 
 namespace readthru {
 
-bool LoaderRegistry::open(uv_loop_t* loop, const Config& config, std::string* error) {
+bool CacheRegistry::open(uv_loop_t* loop, const Config& config, std::string* error) {
   for (const BackendConfig& b : config.backends) {
     backends::SqliteOptions o;
     o.path = b.path;
@@ -52,7 +52,7 @@ bool LoaderRegistry::open(uv_loop_t* loop, const Config& config, std::string* er
   return true;
 }
 
-void LoaderRegistry::close(std::function<void()> done) {
+void CacheRegistry::close(std::function<void()> done) {
   // The loaders stay: loads still in flight report to them until the backends have finished.
   auto left = std::make_shared<size_t>(backends_.size());
   if (backends_.empty() && done) done();
@@ -64,7 +64,7 @@ void LoaderRegistry::close(std::function<void()> done) {
   backends_.clear();
 }
 
-Loader* LoaderRegistry::find(std::string_view key) {
+Loader* CacheRegistry::find(std::string_view key) {
   for (auto& l : loaders_) {
     if (l->match(key, &scratch_)) return l.get();
   }

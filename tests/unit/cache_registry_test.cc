@@ -1,4 +1,4 @@
-#include "proxy/loader_registry.h"
+#include "proxy/cache_registry.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -123,7 +123,7 @@ LoaderConfig loader(std::string name, std::string key, std::string query,
 }
 
 // Closes the registry and runs the loop until every backend has freed itself.
-void closeRegistry(Loop& loop, LoaderRegistry& registry) {
+void closeRegistry(Loop& loop, CacheRegistry& registry) {
   bool closed = false;
   registry.close([&closed] { closed = true; });
   REQUIRE(loop.runUntil([&] { return closed; }));
@@ -136,7 +136,7 @@ void drain(Loop& loop) {
 }
 
 std::string openError(Loop& loop, const Config& config) {
-  LoaderRegistry registry;
+  CacheRegistry registry;
   std::string error;
   CHECK_FALSE(registry.open(loop.get(), config, &error));
   drain(loop);
@@ -161,7 +161,7 @@ LoadedValue load(Loop& loop, Loader* l, std::string_view key) {
   return out;
 }
 
-TEST_CASE("loader registry: open makes every loader live, find() answers in config order") {
+TEST_CASE("cache registry: open makes every loader live, find() answers in config order") {
   TempDb db;
   Loop loop;
   Config config;
@@ -174,7 +174,7 @@ TEST_CASE("loader registry: open makes every loader live, find() answers in conf
   config.loaders.back().type = LoaderType::kHash;
   config.loaders.push_back(loader("count", "users:count", "SELECT count(*) FROM users"));
 
-  LoaderRegistry registry;
+  CacheRegistry registry;
   CHECK(registry.empty());
   CHECK(registry.find("user:1") == nullptr);
   std::string error;
@@ -227,7 +227,7 @@ TEST_CASE("loader registry: open makes every loader live, find() answers in conf
   CHECK(registry.backends().empty());
 }
 
-TEST_CASE("loader registry: the other config order gives the other loader") {
+TEST_CASE("cache registry: the other config order gives the other loader") {
   TempDb db;
   Loop loop;
   Config config;
@@ -236,7 +236,7 @@ TEST_CASE("loader registry: the other config order gives the other loader") {
       loader("by_name", "user:{name}", "SELECT email FROM users WHERE name = :name"));
   config.loaders.push_back(
       loader("by_id", "user:{id:int}", "SELECT name FROM users WHERE id = :id"));
-  LoaderRegistry registry;
+  CacheRegistry registry;
   std::string error;
   REQUIRE_MESSAGE(registry.open(loop.get(), config, &error), error);
   REQUIRE(registry.find("user:1") != nullptr);
@@ -245,7 +245,7 @@ TEST_CASE("loader registry: the other config order gives the other loader") {
   closeRegistry(loop, registry);
 }
 
-TEST_CASE("loader registry: a query that does not prepare names the loader") {
+TEST_CASE("cache registry: a query that does not prepare names the loader") {
   TempDb db;
   Loop loop;
   Config config;
@@ -272,7 +272,7 @@ TEST_CASE("loader registry: a query that does not prepare names the loader") {
   }
 }
 
-TEST_CASE("loader registry: a parameter the key template does not capture") {
+TEST_CASE("cache registry: a parameter the key template does not capture") {
   TempDb db;
   Loop loop;
   Config config;
@@ -299,7 +299,7 @@ TEST_CASE("loader registry: a parameter the key template does not capture") {
   Config ok = config;
   ok.loaders.push_back(
       loader("u", "t:{tenant}:user:{id}", "SELECT name FROM users WHERE id = :id"));
-  LoaderRegistry registry;
+  CacheRegistry registry;
   std::string error;
   REQUIRE_MESSAGE(registry.open(loop.get(), ok, &error), error);
   LoadedValue v = load(loop, registry.find("t:acme:user:2"), "t:acme:user:2");
@@ -307,7 +307,7 @@ TEST_CASE("loader registry: a parameter the key template does not capture") {
   closeRegistry(loop, registry);
 }
 
-TEST_CASE("loader registry: an unknown backend or a bad key template") {
+TEST_CASE("cache registry: an unknown backend or a bad key template") {
   TempDb db;
   Loop loop;
   Config config;
@@ -330,7 +330,7 @@ TEST_CASE("loader registry: an unknown backend or a bad key template") {
         "test.toml:9:1: loader 'u': bad key template 'user:{id': " + why);
 }
 
-TEST_CASE("loader registry: a backend that cannot be opened closes the ones already open") {
+TEST_CASE("cache registry: a backend that cannot be opened closes the ones already open") {
   TempDb db;
   Loop loop;
   Config config;
@@ -338,7 +338,7 @@ TEST_CASE("loader registry: a backend that cannot be opened closes the ones alre
   std::string missing = (db.dir() / "missing.db").string();
   config.backends.push_back(backend("gone", missing));
   config.backends.back().where = "test.toml:4:1";
-  LoaderRegistry registry;
+  CacheRegistry registry;
   std::string error;
   CHECK_FALSE(registry.open(loop.get(), config, &error));
   CHECK(error.rfind("test.toml:4:1: backend 'gone': cannot open " + missing + ": ", 0) == 0);
@@ -348,7 +348,7 @@ TEST_CASE("loader registry: a backend that cannot be opened closes the ones alre
   CHECK_FALSE(std::filesystem::exists(missing));  // never created
 }
 
-TEST_CASE("loader registry: a failure after some loaders still closes every backend") {
+TEST_CASE("cache registry: a failure after some loaders still closes every backend") {
   TempDb db;
   Loop loop;
   Config config;
@@ -361,11 +361,11 @@ TEST_CASE("loader registry: a failure after some loaders still closes every back
   CHECK(backends::SqliteBackend::liveCount() == 0);
 }
 
-TEST_CASE("loader registry: close calls done once, after every backend") {
+TEST_CASE("cache registry: close calls done once, after every backend") {
   Loop loop;
   {
     // Nothing opened: done at once.
-    LoaderRegistry registry;
+    CacheRegistry registry;
     int calls = 0;
     registry.close([&calls] { ++calls; });
     CHECK(calls == 1);
@@ -374,7 +374,7 @@ TEST_CASE("loader registry: close calls done once, after every backend") {
   TempDb db;
   Config config;
   for (const char* name : {"a", "b", "c"}) config.backends.push_back(backend(name, db.path()));
-  LoaderRegistry registry;
+  CacheRegistry registry;
   std::string error;
   REQUIRE_MESSAGE(registry.open(loop.get(), config, &error), error);
   CHECK(registry.empty());  // backends but no loaders
@@ -388,7 +388,7 @@ TEST_CASE("loader registry: close calls done once, after every backend") {
   CHECK(calls == 1);
 }
 
-TEST_CASE("loader registry: from a config file with a path relative to it") {
+TEST_CASE("cache registry: from a config file with a path relative to it") {
   TempDb db;
   Loop loop;
   std::string conf = (db.dir() / "readthru.toml").string();
@@ -415,7 +415,7 @@ query = "SELECT name FROM users WHERE uid = :id"
         conf + ":10:1: loader 'broken': the query does not prepare: " + "no such column: uid");
 
   config.loaders.pop_back();
-  LoaderRegistry registry;
+  CacheRegistry registry;
   REQUIRE_MESSAGE(registry.open(loop.get(), config, &error), error);
   LoadedValue v = load(loop, registry.find("user:2"), "user:2");
   CHECK(v.value == "grace");

@@ -1,5 +1,5 @@
 #pragma once
-// LoaderRegistry: the configured backends and loaders, made live at startup. It opens every
+// CacheRegistry: the configured backends and loaders, made live at startup. It opens every
 // backend, prepares every loader's query once to check it (syntax, tables, columns, parameters
 // the key template does not capture), and answers which loader, if any, serves a key.
 //
@@ -21,16 +21,16 @@
 
 namespace readthru {
 
-class LoaderRegistry {
+class CacheRegistry {
  public:
   struct Backend {
     const BackendConfig* config;
     backends::SqliteBackend* sqlite;  // owned; freed by its close()
   };
 
-  LoaderRegistry() = default;
-  LoaderRegistry(const LoaderRegistry&) = delete;
-  LoaderRegistry& operator=(const LoaderRegistry&) = delete;
+  CacheRegistry() = default;
+  CacheRegistry(const CacheRegistry&) = delete;
+  CacheRegistry& operator=(const CacheRegistry&) = delete;
 
   // On failure returns false with *error naming the place in the config, the loader or backend
   // and the reason; whatever was opened is closed again (run the loop to let it finish).
