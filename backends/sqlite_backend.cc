@@ -119,6 +119,8 @@ bool bindParameters(sqlite3* db, sqlite3_stmt* stmt, const std::vector<SqlParam>
         return false;
       }
       rc = sqlite3_bind_int64(stmt, index, v);
+    } else if (p.kind == SqlParam::Kind::kNull) {
+      rc = sqlite3_bind_null(stmt, index);
     } else {
       rc = sqlite3_bind_text64(stmt, index, p.value.data(), p.value.size(), SQLITE_STATIC,
                                SQLITE_UTF8);
@@ -303,8 +305,6 @@ struct SqliteBackend::Worker {
       for (size_t i = 0; ok && i < req->batch.size(); ++i) {
         r.rows.clear();
         ok = runOne(req->batch[i], max_rows, &r, &error);
-        if (!ok && req->batch.size() > 1)
-          error = "statement " + std::to_string(i + 1) + ": " + error;
       }
       if (ok) ok = exec("COMMIT", &error);
       if (!ok && !sqlite3_get_autocommit(db)) {

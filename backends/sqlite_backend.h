@@ -50,10 +50,11 @@ struct SqlValue {
 // A named parameter. The value is bound as text (SQLite's type affinity converts it where the
 // column wants a number) or as a 64-bit integer when the caller asks; it never becomes SQL text.
 struct SqlParam {
-  enum class Kind : uint8_t { kText, kInteger };
+  enum class Kind : uint8_t { kText, kInteger, kNull };
   std::string name;  // as written in the SQL (":id", "@id", "$id"); a bare "id" means ":id"
   std::string value;
-  Kind kind = Kind::kText;  // kInteger: value must be a decimal int64, or the query fails
+  Kind kind = Kind::kText;  // kInteger: value must be a decimal int64, or the query fails;
+                            // kNull: SQL NULL, value unused
 };
 
 struct SqlQuery {
@@ -129,8 +130,7 @@ class SqliteBackend {
   [[nodiscard]] bool query(SqlQuery query, Callback cb, std::string* error = nullptr);
   // As query(), for several statements run as one transaction (BEGIN IMMEDIATE ... COMMIT): all
   // take effect or none. The first statement's timeout_ms and max_rows apply to the whole; the
-  // result holds the rows of the last statement and the changes of all. An error names the
-  // failing statement ("statement 2: ...") when there are several.
+  // result holds the rows of the last statement and the changes of all.
   [[nodiscard]] bool transaction(std::vector<SqlQuery> statements, Callback cb,
                                  std::string* error = nullptr);
 

@@ -1,7 +1,9 @@
 #pragma once
-// CacheRegistry: the configured backends and loaders, made live at startup. It opens every
-// backend, prepares every loader's query once to check it (syntax, tables, columns, parameters
-// the key template does not capture), and answers which loader, if any, serves a key.
+// CacheRegistry: the configured backends, loaders and writers, made live at startup. It opens
+// every backend (read-only connections for the loaders; one read-write connection more when a
+// writer uses it, since SQLite has one writer at a time anyway), prepares every loader's query
+// and writer's statements once to check them (syntax, tables, columns, parameters the key
+// template does not capture), and answers which loader or writer, if any, serves a key.
 //
 // Lifetime: open() blocks on the database files (startup and --check-config only). close() closes
 // the backends; every load still queued gets its callback (with an error) before the backends
@@ -18,6 +20,7 @@
 #include "backends/sqlite_backend.h"
 #include "proxy/config.h"
 #include "proxy/loader.h"
+#include "proxy/writer.h"
 
 namespace readthru {
 
@@ -26,6 +29,7 @@ class CacheRegistry {
   struct Backend {
     const BackendConfig* config;
     backends::SqliteBackend* sqlite;  // owned; freed by its close()
+    backends::SqliteBackend* writer;  // read-write, one worker; nullptr when no writer uses it
   };
 
   CacheRegistry() = default;
@@ -39,14 +43,19 @@ class CacheRegistry {
   void close(std::function<void()> done = nullptr);
 
   bool empty() const { return loaders_.empty(); }
+  bool hasWriters() const { return !writers_.empty(); }
   // The first loader (in config order) whose template matches `key`; nullptr when none does.
   Loader* find(std::string_view key);
   const std::vector<std::unique_ptr<Loader>>& loaders() const { return loaders_; }
   const std::vector<Backend>& backends() const { return backends_; }
+  // The first writer (in config order) whose template matches `key`; nullptr when none does.
+  Writer* findWriter(std::string_view key);
+  const std::vector<std::unique_ptr<Writer>>& writers() const { return writers_; }
 
  private:
   std::vector<Backend> backends_;
   std::vector<std::unique_ptr<Loader>> loaders_;
+  std::vector<std::unique_ptr<Writer>> writers_;
   KeyTemplate::Captures scratch_;
 };
 

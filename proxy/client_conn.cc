@@ -7,6 +7,8 @@
 #include "proxy/log.h"
 #include "proxy/readthru_command.h"
 #include "proxy/server.h"
+#include "proxy/write_plan.h"
+#include "proxy/write_through.h"
 #include "resp/errors.h"
 #include "resp/pubsub_frame.h"
 #include "resp/reply_encoder.h"
@@ -358,8 +360,71 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   }
   if (inflight_ > 0 && inflight_conn_ != target) return false;
   (void)config;
+  switch (dispatchWrite(cmd, d)) {
+    case WriteDispatch::kDone:
+      return true;
+    case WriteDispatch::kWait:
+      return false;
+    case WriteDispatch::kForward:
+      break;
+  }
   forward(cmd, d, target, interceptorFor(cmd, d));
   return true;
+}
+
+backends::UpstreamConn* ClientConn::writeConn() {
+  if (pinned_ != nullptr && reply_mode_ == ReplyMode::kOn) return pinned_;
+  return server_->pool()->shared(id_, protocol_);
+}
+
+ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
+                                                    const RouteDecision& d) {
+  if (d.info == nullptr || !(d.info->flags & resp::kFlagWrite) || db_ != 0 ||
+      !server_->loaders()->hasWriters()) {
+    return WriteDispatch::kForward;
+  }
+  WritePlan plan = planWrite(server_->loaders(), cmd.argv, d.info);
+  switch (plan.kind) {
+    case WritePlan::Kind::kNone:
+      return WriteDispatch::kForward;
+    case WritePlan::Kind::kRefuse:
+      if (takeReplyExpected()) {
+        replyError(plan.error);
+      } else {
+        completeSlot(newSlot(), std::string());
+      }
+      return WriteDispatch::kDone;
+    case WritePlan::Kind::kBehind:
+      return WriteDispatch::kForward;  // not yet
+    case WritePlan::Kind::kThrough:
+      break;
+  }
+  if (in_multi_) {
+    replyError(fmt::format("ERR writer '{}': write-through keys cannot be written inside MULTI",
+                           plan.items.front().writer->name()));
+    return WriteDispatch::kDone;
+  }
+  // Earlier requests still unanswered (a load, say) must not see this write: it waits for them.
+  for (ReplySlot* s = head_; s != nullptr; s = s->next_) {
+    if (!s->done_) return WriteDispatch::kWait;
+  }
+  if (server_->readThrough()->watchingWrites()) server_->readThrough()->noteWrite(cmd.argv, d.info);
+  bool expect_reply = takeReplyExpected();
+  ReplySlot* s = newSlot();
+  s->held_ = true;
+  // Nothing else of this client goes upstream until the write is answered.
+  ++inflight_;
+  inflight_conn_ = nullptr;
+  std::string request;
+  if (cmd.is_inline) {
+    encodeInline(cmd, &request);
+  } else {
+    request.assign(cmd.raw);
+  }
+  auto* w = new WriteThroughRequest(server_, s, std::move(plan), std::move(request), expect_reply);
+  w->start();
+  server_->flusher()->mark(this);
+  return WriteDispatch::kDone;
 }
 
 SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const RouteDecision& d) {

@@ -44,6 +44,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void drainAndClose();
   void flush() override;
   uint64_t id() const { return id_; }
+  int protocol() const { return protocol_; }
+  // Where this client's writes go upstream: its dedicated connection, or its shared one (also
+  // when replies are switched off, since a write-through waits for Redis's answer).
+  backends::UpstreamConn* writeConn();
   bool idleExempt() const;
   uint64_t lastActive() const { return last_active_; }
 
@@ -87,6 +91,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // Read-through and INFO: what must see this command's reply first. Also tells read-through
   // about writes.
   SlotInterceptor* interceptorFor(const resp::Command& cmd, const RouteDecision& d);
+  // Writes to the writers' keys (write_plan.h): taken care of, to be forwarded as usual, or to
+  // wait (ordering barrier) until every earlier request of this client is answered.
+  enum class WriteDispatch : uint8_t { kDone, kForward, kWait };
+  WriteDispatch dispatchWrite(const resp::Command& cmd, const RouteDecision& d);
   // Sends a request of readthru's own (HELLO, CLIENT SETNAME) to the pinned connection; its
   // reply, if Redis gives one, is dropped.
   void sendToPinned(std::string_view request);

@@ -153,6 +153,11 @@ class ConfigReader {
         if (!error_.empty()) break;
         continue;
       }
+      if (key == "writers") {
+        readWriters(k, v);
+        if (!error_.empty()) break;
+        continue;
+      }
       auto section = keys.find(key);
       if (section != keys.end() && key != "" && v.is_table()) {
         for (auto&& [k2, v2] : *v.as_table()) {
@@ -244,6 +249,21 @@ class ConfigReader {
     context_.clear();
   }
 
+  // The required, non-empty `name` of a [[loaders]] or [[writers]] table; from here on every
+  // error names it ("loader 'user': ...").
+  bool readName(const toml::table& t, std::string_view what, std::string* name) {
+    const toml::node* n = t.get("name");
+    if (n == nullptr) {
+      fail(t.source(), fmt::format("{} without 'name'", what));
+      return false;
+    }
+    key_ = "name";
+    if (!str(name)(*n)) return false;
+    if (name->empty()) return bad(*n, "must not be empty");
+    context_ = fmt::format("{} '{}': ", what, *name);
+    return true;
+  }
+
   void readLoaders(const toml::key& k, const toml::node& v) {
     if (!v.is_array_of_tables()) {
       fail(k.source(), "'loaders' must be an array of tables: write each as [[loaders]]");
@@ -254,19 +274,7 @@ class ConfigReader {
       LoaderConfig& l = c_->loaders.emplace_back();
       l.where = where(path_, t.source());
       context_.clear();
-      if (auto n = t.get("name"); n != nullptr) {
-        key_ = "name";
-        if (!str(&l.name)(*n)) return;
-        if (l.name.empty()) {
-          bad(*n, "must not be empty");
-          return;
-        }
-      } else {
-        fail(t.source(), "loader without 'name'");
-        return;
-      }
-      context_ = fmt::format("loader '{}': ", l.name);
-      std::string type = "string";
+      if (!readName(t, "loader", &l.name)) return;
       readTable(t, {
                        {"name", [](const toml::node&) { return true; }},
                        {"key", str(&l.key)},
@@ -327,6 +335,65 @@ class ConfigReader {
     context_.clear();
   }
 
+  void readWriters(const toml::key& k, const toml::node& v) {
+    if (!v.is_array_of_tables()) {
+      fail(k.source(), "'writers' must be an array of tables: write each as [[writers]]");
+      return;
+    }
+    for (auto&& el : *v.as_array()) {
+      const toml::table& t = *el.as_table();
+      WriterConfig& w = c_->writers.emplace_back();
+      w.where = where(path_, t.source());
+      context_.clear();
+      if (!readName(t, "writer", &w.name)) return;
+      readTable(t, {
+                       {"name", [](const toml::node&) { return true; }},
+                       {"key", str(&w.key)},
+                       {"backend", str(&w.backend)},
+                       {"upsert", str(&w.upsert)},
+                       {"delete", str(&w.del)},
+                       {"mode",
+                        [this, &w](const toml::node& n) {
+                          auto s = n.value<std::string>();
+                          if (s && n.is_string() && *s == "through") {
+                            w.mode = WriteMode::kThrough;
+                          } else if (s && n.is_string() && *s == "behind") {
+                            w.mode = WriteMode::kBehind;
+                          } else {
+                            return bad(n, "must be \"through\" or \"behind\"");
+                          }
+                          return true;
+                        }},
+                       {"timeout", duration(&w.timeout_ms)},
+                       {"flush_interval", duration(&w.flush_interval_ms)},
+                       {"batch", integer(&w.batch, 1, 100000)},
+                       {"max_attempts", integer(&w.max_attempts, 1, 1000000)},
+                   });
+      if (!error_.empty()) return;
+      for (const char* required : {"key", "backend", "upsert", "delete"}) {
+        if (t.get(required) == nullptr) {
+          fail(t.source(), fmt::format("'{}' is required", required));
+          return;
+        }
+      }
+      KeyTemplate tmpl;
+      std::string why;
+      if (!KeyTemplate::parse(w.key, &tmpl, &why)) {
+        fail(t.get("key")->source(), fmt::format("bad key template '{}': {}", w.key, why));
+        return;
+      }
+      if (w.timeout_ms == 0) {
+        fail(t.get("timeout")->source(), "'timeout' must be more than 0");
+        return;
+      }
+      if (w.flush_interval_ms == 0) {
+        fail(t.get("flush_interval")->source(), "'flush_interval' must be more than 0");
+        return;
+      }
+    }
+    context_.clear();
+  }
+
   // What needs every table read first: names, references between tables.
   void checkLoaders() {
     std::set<std::string> names, keys;
@@ -346,6 +413,27 @@ class ConfigReader {
       if (!keys.insert(l.key).second) {
         error_ =
             fmt::format("{}: {}another loader has the key template '{}'", l.where, context_, l.key);
+        return;
+      }
+    }
+    names.clear();
+    keys.clear();
+    for (const WriterConfig& w : c_->writers) {
+      context_ = fmt::format("writer '{}': ", w.name);
+      bool found = false;
+      for (const BackendConfig& b : c_->backends) found = found || b.name == w.backend;
+      if (!found) {
+        error_ = fmt::format("{}: {}unknown backend '{}' (define it as [backends.{}])", w.where,
+                             context_, w.backend, w.backend);
+        return;
+      }
+      if (!names.insert(w.name).second) {
+        error_ = fmt::format("{}: {}the name is used by another writer", w.where, context_);
+        return;
+      }
+      if (!keys.insert(w.key).second) {
+        error_ =
+            fmt::format("{}: {}another writer has the key template '{}'", w.where, context_, w.key);
         return;
       }
     }

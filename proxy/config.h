@@ -49,6 +49,26 @@ struct LoaderConfig {
   uint64_t timeout_ms = 2000;            // from when the load is queued
 };
 
+enum class WriteMode : uint8_t {
+  kThrough,  // the database first, then Redis, then the reply
+  kBehind,   // Redis and a durable queue entry at once; the database later, in batches
+};
+
+// [[writers]]: the write rule for one key template.
+struct WriterConfig {
+  std::string name;
+  std::string where;  // "file:line:column" of the table
+  std::string key;
+  std::string backend;
+  WriteMode mode = WriteMode::kThrough;
+  std::string upsert;
+  std::string del;                   // the `delete` statement
+  uint64_t timeout_ms = 5000;        // one database write or batch
+  uint64_t flush_interval_ms = 500;  // behind
+  size_t batch = 500;                // behind: entries per flush
+  int max_attempts = 10;             // behind: then the dead-letter stream
+};
+
 struct Config {
   HostPort listen{"127.0.0.1", 6380};
   std::string requirepass;
@@ -75,6 +95,7 @@ struct Config {
 
   std::vector<BackendConfig> backends;
   std::vector<LoaderConfig> loaders;
+  std::vector<WriterConfig> writers;
 };
 
 // Parses "1h", "30s", "250ms", "2m", "1d" (and a bare number of seconds) into milliseconds.

@@ -134,13 +134,15 @@ ReadThrough::~ReadThrough() {
   for (ReadThroughRequest* r : spare_) delete r;
 }
 
+void ReadThrough::noteKeyWritten(std::string_view key) {
+  negative_.erase(key);
+  if (Flight* f = flights_.find(key)) supersede(f);
+}
+
 void ReadThrough::noteWrite(const std::vector<std::string_view>& argv,
                             const resp::CommandInfo* info) {
   const Known& k = known();
-  auto touch = [this](std::string_view key) {
-    negative_.erase(key);
-    if (Flight* f = flights_.find(key)) supersede(f);
-  };
+  auto touch = [this](std::string_view key) { noteKeyWritten(key); };
   if (info == k.flushall || info == k.flushdb || info == k.swapdb) {
     negative_.clear();
     std::vector<Flight*> all;

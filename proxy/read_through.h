@@ -57,6 +57,8 @@ class ReadThrough {
   // flight are superseded and the keys are no longer remembered as absent. FLUSHALL, FLUSHDB and
   // SWAPDB touch every key.
   void noteWrite(const std::vector<std::string_view>& argv, const resp::CommandInfo* info);
+  // One key written (a write-through's database commit).
+  void noteKeyWritten(std::string_view key);
 
   // From ReadThroughRequest: key `index` of `request` is missing in Redis. The request gets
   // onLoaded(index, ...) exactly once, possibly before this returns.

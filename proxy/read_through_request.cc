@@ -4,6 +4,7 @@
 
 #include "proxy/read_through.h"
 #include "proxy/reply_slot.h"
+#include "resp/flat_reply.h"
 #include "resp/reply_encoder.h"
 
 namespace readthru {
@@ -11,45 +12,12 @@ namespace {
 
 size_t g_live = 0;
 
-bool isNil(std::string_view r) { return r == "$-1\r\n" || r == "_\r\n"; }
+bool isNil(std::string_view r) { return resp::isNilReply(r); }
 
 bool isEmptyAggregate(std::string_view r) { return r == "*0\r\n" || r == "%0\r\n"; }
 
-// Splits a flat array of bulk strings and nils (what MGET and HMGET answer) into its elements.
-// False for anything else (an error reply, say), which then goes to the client as it is.
 bool splitFlatArray(std::string_view r, std::vector<std::pair<size_t, size_t>>* out) {
-  auto line = [&r](size_t from, int64_t* n) -> size_t {
-    size_t end = r.find("\r\n", from);
-    if (end == std::string_view::npos) return 0;
-    auto [p, ec] = std::from_chars(r.data() + from, r.data() + end, *n);
-    if (ec != std::errc() || p != r.data() + end) return 0;
-    return end + 2;
-  };
-  if (r.empty() || r[0] != '*') return false;
-  int64_t count = 0;
-  size_t pos = line(1, &count);
-  if (pos == 0 || count < 0) return false;
-  out->clear();
-  for (int64_t i = 0; i < count; ++i) {
-    if (pos >= r.size()) return false;
-    size_t start = pos;
-    if (r[pos] == '_') {
-      if (r.compare(pos, 3, "_\r\n") != 0) return false;
-      pos += 3;
-    } else if (r[pos] == '$') {
-      int64_t len = 0;
-      pos = line(pos + 1, &len);
-      if (pos == 0) return false;
-      if (len >= 0) {
-        pos += static_cast<size_t>(len) + 2;
-        if (pos > r.size()) return false;
-      }
-    } else {
-      return false;
-    }
-    out->emplace_back(start, pos - start);
-  }
-  return pos == r.size();
+  return !r.empty() && r[0] == '*' && resp::splitFlatReply(r, out);
 }
 
 }  // namespace

@@ -36,10 +36,23 @@ std::vector<Counter> loaderCounters(const LoaderStats& s) {
   };
 }
 
+std::vector<Counter> writerCounters(Server* server, const Writer& w) {
+  const WriterStats& s = w.stats();
+  WriterQueueState q = server->writerQueue(w);
+  return {
+      {"writes", s.writes},       {"db_writes", s.db_writes},
+      {"errors", s.errors},       {"timeouts", s.timeouts},
+      {"batches", s.batches},     {"coalesced", s.coalesced},
+      {"retries", s.retries},     {"dead_letters", s.dead_letters},
+      {"queue_length", q.length}, {"oldest_pending_ms", q.oldest_pending_ms},
+  };
+}
+
 void answerStats(Server* server, int protocol, std::string* out) {
   resp::ReplyEncoder e(out, protocol);
   const auto& loaders = server->loaders()->loaders();
-  e.mapHeader(loaders.size());
+  const auto& writers = server->loaders()->writers();
+  e.mapHeader(loaders.size() + writers.size());
   for (const auto& l : loaders) {
     e.bulk(l->name());
     std::vector<Counter> counters = loaderCounters(l->stats());
@@ -58,6 +71,15 @@ void answerStats(Server* server, int protocol, std::string* out) {
       e.integer(static_cast<int64_t>(counts[i]));
     }
   }
+  for (const auto& w : writers) {
+    e.bulk("writer:" + w->name());
+    std::vector<Counter> counters = writerCounters(server, *w);
+    e.mapHeader(counters.size());
+    for (const Counter& c : counters) {
+      e.bulk(c.name);
+      e.integer(static_cast<int64_t>(c.value));
+    }
+  }
 }
 
 constexpr std::string_view kHelp[] = {
@@ -65,6 +87,8 @@ constexpr std::string_view kHelp[] = {
     "STATS",
     "    Per loader: hits, misses, loads, coalesced waiters, negative-cache hits, errors,",
     "    timeouts, rejected and superseded loads, fills, load latency percentiles and histogram.",
+    "    Per writer (\"writer:<name>\"): writes, database writes, errors, timeouts, batches,",
+    "    coalesced writes, retries, dead letters, queue length, oldest pending write.",
     "HELP",
     "    Print this help.",
 };
@@ -138,6 +162,11 @@ std::string readthruInfoSection(Server* server) {
       s += fmt::format("{}{}={}", first ? "" : ",", c.name, c.value);
       first = false;
     }
+    s += "\r\n";
+  }
+  for (const auto& w : server->loaders()->writers()) {
+    s += fmt::format("writer_{}:mode={}", w->name(), w->behind() ? "behind" : "through");
+    for (const Counter& c : writerCounters(server, *w)) s += fmt::format(",{}={}", c.name, c.value);
     s += "\r\n";
   }
   for (const auto& b : server->loaders()->backends()) {

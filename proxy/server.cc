@@ -90,6 +90,8 @@ void Server::onConnection(int status) {
   }
 }
 
+WriterQueueState Server::writerQueue(const Writer&) const { return {}; }
+
 void Server::removeClient(ClientConn* c) {
   if (c->prev_ != nullptr) {
     c->prev_->next_ = c->next_;

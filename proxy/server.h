@@ -19,6 +19,12 @@ namespace readthru {
 
 class ClientConn;
 
+// A writer's write-behind queue as last seen (zero for write-through writers).
+struct WriterQueueState {
+  uint64_t length = 0;
+  uint64_t oldest_pending_ms = 0;
+};
+
 class Server {
  public:
   // `loaders` is open (or empty); the server closes it when it stops.
@@ -33,6 +39,7 @@ class Server {
   UpstreamPool* pool() { return &pool_; }
   CacheRegistry* loaders() { return loaders_; }
   ReadThrough* readThrough() { return &read_through_; }
+  WriterQueueState writerQueue(const Writer& w) const;
   size_t clientCount() const { return clients_; }
   bool shuttingDown() const { return shutting_down_; }
 

@@ -38,7 +38,7 @@ from loader_stack import (
     parse_stats,
     sqlite_error,
 )
-from resp_client import NULL, RespError, RespMap, encode
+from resp_client import NULL, RespError, RespMap, Verbatim, encode
 
 pytestmark = pytest.mark.proxy_only
 
@@ -294,6 +294,8 @@ def test_resp3_client_reads_through(ls, d_r):
         assert dict(h) == {b"name": b"user21", b"email": b"u21@example.com", b"score": b"21.5",
                            b"note": b"n21"}
         assert c.command("HMGET", "uhash:22", "name", "nosuch") == [b"user22", NULL]
+        empty = c.command("HGETALL", "uhash:9995")  # no row
+        assert isinstance(empty, RespMap) and not empty, empty
         assert c.command("HGET", "uhash:23", "email") == b"u23@example.com"
         assert json.loads(c.command("GET", "ujson:21"))["name"] == "user21"
         assert err(c.command("GET", "multi:1")) == (
@@ -852,6 +854,13 @@ def test_info_has_a_readthru_section_with_loader_lines(ls, r):
 
     for arg in ("all", "everything", "default", "readthru", "READTHRU"):
         assert "# Readthru\r\n" in ls.info(arg), arg
+
+    with ls.endpoint.raw() as c:  # RESP3: a verbatim string, its length covering the section
+        c.command("HELLO", "3")
+        text = c.command("INFO")
+        assert isinstance(text, Verbatim) and text.format == b"txt", repr(text)[:200]
+        assert b"# Readthru\r\n" in text and b"loader_user:" in text
+        assert c.command("PING") == b"PONG"  # the stream is still in step
 
 
 def test_info_server_has_no_readthru_section(ls):

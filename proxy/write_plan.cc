@@ -1,0 +1,170 @@
+#include "proxy/write_plan.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "proxy/command_router.h"
+
+namespace readthru {
+namespace {
+
+struct Known {
+  const resp::CommandInfo* set = resp::findCommand("set");
+  const resp::CommandInfo* setex = resp::findCommand("setex");
+  const resp::CommandInfo* psetex = resp::findCommand("psetex");
+  const resp::CommandInfo* mset = resp::findCommand("mset");
+  const resp::CommandInfo* hset = resp::findCommand("hset");
+  const resp::CommandInfo* hmset = resp::findCommand("hmset");
+  const resp::CommandInfo* hdel = resp::findCommand("hdel");
+  const resp::CommandInfo* del = resp::findCommand("del");
+  const resp::CommandInfo* unlink = resp::findCommand("unlink");
+  const resp::CommandInfo* expire = resp::findCommand("expire");
+  const resp::CommandInfo* pexpire = resp::findCommand("pexpire");
+  const resp::CommandInfo* expireat = resp::findCommand("expireat");
+  const resp::CommandInfo* pexpireat = resp::findCommand("pexpireat");
+  const resp::CommandInfo* persist = resp::findCommand("persist");
+};
+
+const Known& known() {
+  static const Known k;
+  return k;
+}
+
+bool positiveInt(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size() && v > 0;
+}
+
+// SET's options as Redis accepts them; false for anything Redis would refuse.
+bool setOptions(const std::vector<std::string_view>& argv, bool* nx, bool* xx) {
+  bool expire = false, get = false;
+  for (size_t i = 3; i < argv.size(); ++i) {
+    std::string_view o = argv[i];
+    if (equalsIgnoreCase(o, "nx") && !*nx && !*xx) {
+      *nx = true;
+    } else if (equalsIgnoreCase(o, "xx") && !*nx && !*xx) {
+      *xx = true;
+    } else if (equalsIgnoreCase(o, "get") && !get) {
+      get = true;
+    } else if (equalsIgnoreCase(o, "keepttl") && !expire) {
+      expire = true;
+    } else if ((equalsIgnoreCase(o, "ex") || equalsIgnoreCase(o, "px") ||
+                equalsIgnoreCase(o, "exat") || equalsIgnoreCase(o, "pxat")) &&
+               !expire && i + 1 < argv.size() && positiveInt(argv[i + 1])) {
+      expire = true;
+      ++i;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+WritePlan planWrite(CacheRegistry* registry, const std::vector<std::string_view>& argv,
+                    const resp::CommandInfo* info) {
+  WritePlan plan;
+  const Known& k = known();
+  size_t n = argv.size();
+  using Kind = WriteState::Kind;
+  auto add = [&](std::string_view key, Kind kind, std::string_view value) {
+    Writer* w = registry->findWriter(key);
+    if (w == nullptr) return;
+    WritePlan::Item item{w, std::string(key), {}};
+    item.state.kind = kind;
+    item.state.value = std::string(value);
+    plan.items.push_back(std::move(item));
+  };
+  bool known_write = true;
+  if (info == k.set) {
+    if (n < 3 || !setOptions(argv, &plan.nx, &plan.xx)) return plan;
+    add(argv[1], Kind::kString, argv[2]);
+  } else if (info == k.setex || info == k.psetex) {
+    if (n != 4 || !positiveInt(argv[2])) return plan;
+    add(argv[1], Kind::kString, argv[3]);
+  } else if (info == k.mset) {
+    if (n < 3 || n % 2 == 0) return plan;
+    for (size_t i = 1; i + 1 < n; i += 2) add(argv[i], Kind::kString, argv[i + 1]);
+  } else if (info == k.hset || info == k.hmset) {
+    if (n < 4 || n % 2 != 0) return plan;
+    plan.op = WritePlan::Op::kHset;
+    add(argv[1], Kind::kHash, {});
+    for (size_t i = 2; i + 1 < n; i += 2) plan.set_fields.emplace_back(argv[i], argv[i + 1]);
+  } else if (info == k.hdel) {
+    if (n < 3) return plan;
+    plan.op = WritePlan::Op::kHdel;
+    add(argv[1], Kind::kHash, {});
+    for (size_t i = 2; i < n; ++i) plan.del_fields.emplace_back(argv[i]);
+  } else if (info == k.del || info == k.unlink) {
+    if (n < 2) return plan;
+    plan.op = WritePlan::Op::kDel;
+    for (size_t i = 1; i < n; ++i) add(argv[i], Kind::kDeleted, {});
+  } else {
+    known_write = false;
+  }
+  if (!known_write) {
+    // TTL changes are Redis's alone; any other write to a writer's key is refused.
+    if (info == k.expire || info == k.pexpire || info == k.expireat || info == k.pexpireat ||
+        info == k.persist || info->first_key <= 0) {
+      return plan;
+    }
+    int last = info->last_key < 0 ? static_cast<int>(n) + info->last_key : info->last_key;
+    int step = info->key_step > 0 ? info->key_step : 1;
+    for (int i = info->first_key; i <= last && i < static_cast<int>(n); i += step) {
+      if (Writer* w = registry->findWriter(argv[static_cast<size_t>(i)])) {
+        plan.kind = WritePlan::Kind::kRefuse;
+        plan.error = fmt::format(
+            "ERR writer '{}' does not support {}: only SET, SETEX, PSETEX, MSET, HSET, HMSET, "
+            "HDEL, DEL and UNLINK reach its database",
+            w->name(), info->name);
+        return plan;
+      }
+    }
+    return plan;
+  }
+  if (plan.items.empty()) return plan;
+  bool behind = plan.items.front().writer->behind();
+  for (const auto& item : plan.items) {
+    if (item.writer->behind() != behind) {
+      plan.kind = WritePlan::Kind::kRefuse;
+      plan.error =
+          "ERR one command cannot write keys of both write-through and write-behind writers";
+      return plan;
+    }
+    if (!behind && item.writer->backend() != plan.items.front().writer->backend()) {
+      plan.kind = WritePlan::Kind::kRefuse;
+      plan.error = "ERR one command cannot write keys of writers on different backends";
+      return plan;
+    }
+  }
+  plan.kind = behind ? WritePlan::Kind::kBehind : WritePlan::Kind::kThrough;
+  return plan;
+}
+
+std::vector<std::pair<std::string, std::string>> applyHashChange(
+    const WritePlan& plan, std::vector<std::pair<std::string, std::string>> fields) {
+  auto find = [&fields](std::string_view f) {
+    for (auto it = fields.begin(); it != fields.end(); ++it) {
+      if (it->first == f) return it;
+    }
+    return fields.end();
+  };
+  for (const auto& [f, v] : plan.set_fields) {
+    auto it = find(f);
+    if (it != fields.end()) {
+      it->second = v;
+    } else {
+      fields.emplace_back(f, v);
+    }
+  }
+  for (const std::string& f : plan.del_fields) {
+    auto it = find(f);
+    if (it != fields.end()) fields.erase(it);
+  }
+  return fields;
+}
+
+}  // namespace readthru
