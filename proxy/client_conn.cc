@@ -360,7 +360,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   }
   if (inflight_ > 0 && inflight_conn_ != target) return false;
   (void)config;
-  switch (dispatchWrite(cmd, d)) {
+  switch (dispatchWrite(cmd, d, target)) {
     case WriteDispatch::kDone:
       return true;
     case WriteDispatch::kWait:
@@ -378,7 +378,8 @@ backends::UpstreamConn* ClientConn::writeConn() {
 }
 
 ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
-                                                    const RouteDecision& d) {
+                                                    const RouteDecision& d,
+                                                    backends::UpstreamConn* target) {
   if (d.info == nullptr || !(d.info->flags & resp::kFlagWrite) || db_ != 0 ||
       !server_->loaders()->hasWriters()) {
     return WriteDispatch::kForward;
@@ -394,8 +395,16 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
         completeSlot(newSlot(), std::string());
       }
       return WriteDispatch::kDone;
-    case WritePlan::Kind::kBehind:
-      return WriteDispatch::kForward;  // not yet
+    case WritePlan::Kind::kBehind: {
+      // The command runs inside a script that also queues its keys: forwarded in that form.
+      countWrites(plan);
+      std::string wrapped = WriteBehind::wrap(plan, cmd.argv);
+      resp::Command as_script = cmd;
+      as_script.raw = wrapped;
+      as_script.is_inline = false;
+      forward(as_script, d, target, interceptorFor(cmd, d));
+      return WriteDispatch::kDone;
+    }
     case WritePlan::Kind::kThrough:
       break;
   }

@@ -94,7 +94,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // Writes to the writers' keys (write_plan.h): taken care of, to be forwarded as usual, or to
   // wait (ordering barrier) until every earlier request of this client is answered.
   enum class WriteDispatch : uint8_t { kDone, kForward, kWait };
-  WriteDispatch dispatchWrite(const resp::Command& cmd, const RouteDecision& d);
+  WriteDispatch dispatchWrite(const resp::Command& cmd, const RouteDecision& d,
+                              backends::UpstreamConn* target);
   // Sends a request of readthru's own (HELLO, CLIENT SETNAME) to the pinned connection; its
   // reply, if Redis gives one, is dropped.
   void sendToPinned(std::string_view request);

@@ -3,6 +3,7 @@
 #include "proxy/command_router.h"
 #include "proxy/read_through_request.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/write_behind.h"
 #include "resp/reply_encoder.h"
 
 namespace readthru {
@@ -203,24 +204,59 @@ void ReadThrough::miss(ReadThroughRequest* request, size_t index, Loader* loader
   f->key = std::string(key);
   f->waiters.push_back({request, index});
   f->queued_us = nowUs();
+  flights_.insert(f);
+  f->deadline = deadlines_.emplace(uv_now(loop_) + loader->config().timeout_ms, f);
+  f->has_deadline = true;
+  if (f->deadline == deadlines_.begin()) armTimer();
+  Writer* w = write_behind_ != nullptr ? registry_->findWriter(key) : nullptr;
+  if (w == nullptr || !w->behind()) return startQuery(f);
+  // A write still queued for the database is newer than its row: serve that instead.
+  write_behind_->pendingState(w, key, [this, f](bool, std::optional<WriteState> state) {
+    if (f->abandoned || closed_) {
+      f->loaded = true;
+      release(f);
+      return;
+    }
+    if (!state) return startQuery(f);
+    LoadedValue v;
+    switch (state->kind) {
+      case WriteState::Kind::kString:
+        v.kind = LoadedValue::Kind::kValue;
+        v.value = std::move(state->value);
+        break;
+      case WriteState::Kind::kHash:
+        v.kind = LoadedValue::Kind::kValue;
+        v.fields = std::move(state->fields);
+        break;
+      case WriteState::Kind::kDeleted:
+        break;
+    }
+    complete(f, std::move(v));
+  });
+}
+
+void ReadThrough::startQuery(Flight* f) {
+  Loader* loader = f->loader;
   std::string why;
   bool queued = loader->backend()->query(
-      loader->query(key), [this, f](backends::SqlResult&& r) { onLoaded(f, std::move(r)); }, &why);
+      loader->query(f->key), [this, f](backends::SqlResult&& r) { onLoaded(f, std::move(r)); },
+      &why);
   if (!queued) {
-    ++stats.rejected;
+    ++loader->stats().rejected;
     LoadedValue v;
     v.kind = LoadedValue::Kind::kError;
     v.error = loader->rejectedError(why.find("full") != std::string::npos ? "queue is full" : why);
+    if (f->has_deadline) {
+      deadlines_.erase(f->deadline);
+      f->has_deadline = false;
+    }
+    flights_.remove(f);
     f->loaded = true;
     answer(f, v);
     release(f);
     return;
   }
-  ++stats.loads;
-  flights_.insert(f);
-  f->deadline = deadlines_.emplace(uv_now(loop_) + loader->config().timeout_ms, f);
-  f->has_deadline = true;
-  if (f->deadline == deadlines_.begin()) armTimer();
+  ++loader->stats().loads;
 }
 
 void ReadThrough::answer(Flight* f, const LoadedValue& v) {
@@ -230,18 +266,23 @@ void ReadThrough::answer(Flight* f, const LoadedValue& v) {
 }
 
 void ReadThrough::onLoaded(Flight* f, backends::SqlResult&& result) {
+  if (f->abandoned) {  // its waiters already had the timeout error
+    f->loaded = true;
+    release(f);
+    return;
+  }
+  f->loader->stats().latency.record(nowUs() - f->queued_us);
+  complete(f, f->loader->decode(std::move(result)));
+}
+
+void ReadThrough::complete(Flight* f, LoadedValue&& value) {
   if (f->has_deadline) {
     deadlines_.erase(f->deadline);
     f->has_deadline = false;
   }
   f->loaded = true;
-  if (f->abandoned) {  // its waiters already had the timeout error
-    release(f);
-    return;
-  }
   LoaderStats& stats = f->loader->stats();
-  stats.latency.record(nowUs() - f->queued_us);
-  f->result = f->loader->decode(std::move(result));
+  f->result = std::move(value);
   const LoadedValue& v = f->result;
   if (v.kind == LoadedValue::Kind::kError) {
     ++(v.timed_out ? stats.timeouts : stats.errors);

@@ -36,6 +36,7 @@ namespace readthru {
 
 class UpstreamPool;
 class ReadThroughRequest;
+class WriteBehind;
 
 class ReadThrough {
  public:
@@ -67,6 +68,9 @@ class ReadThrough {
   // False when the upstream is unavailable; the target is then never called.
   bool sendExists(std::string_view key, backends::ReplyTarget* target);
 
+  // Misses on keys of write-behind writers ask it for a pending state first.
+  void setWriteBehind(WriteBehind* wb) { write_behind_ = wb; }
+
   // A request that has finished, for reuse.
   void recycle(ReadThroughRequest* request);
 
@@ -80,7 +84,9 @@ class ReadThrough {
  private:
   class FillTarget;
 
+  void startQuery(Flight* f);
   void onLoaded(Flight* f, backends::SqlResult&& result);
+  void complete(Flight* f, LoadedValue&& value);
   void answer(Flight* f, const LoadedValue& v);
   void fill(Flight* f);
   void onFilled(Flight* f);
@@ -93,6 +99,7 @@ class ReadThrough {
   uv_loop_t* loop_;
   CacheRegistry* registry_;
   UpstreamPool* pool_;
+  WriteBehind* write_behind_ = nullptr;
   NegativeCache negative_;
   SingleFlight flights_;
   std::multimap<uint64_t, Flight*> deadlines_;  // loop ms -> loading flight

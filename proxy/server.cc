@@ -14,7 +14,9 @@ Server::Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders)
       flusher_(loop),
       pool_(loop, &flusher_, config),
       loaders_(loaders),
-      read_through_(loop, config, loaders, &pool_) {
+      read_through_(loop, config, loaders, &pool_),
+      write_behind_(loop, loaders, &pool_) {
+  read_through_.setWriteBehind(&write_behind_);
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   uv_timer_init(loop_, &idle_timer_);
@@ -48,6 +50,7 @@ bool Server::start(std::string* error) {
   }
   listening_ = true;
   pool_.start();
+  write_behind_.start();
   uv_signal_start(
       &sigterm_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->shutdown("SIGTERM"); },
       SIGTERM);
@@ -89,8 +92,6 @@ void Server::onConnection(int status) {
     c->start();
   }
 }
-
-WriterQueueState Server::writerQueue(const Writer&) const { return {}; }
 
 void Server::removeClient(ClientConn* c) {
   if (c->prev_ != nullptr) {
@@ -136,6 +137,7 @@ void Server::shutdown(const char* why) {
       [](uv_timer_t* t) {
         auto* self = static_cast<Server*>(t->data);
         log::warning("shutdown deadline reached: closing {} clients", self->clients_);
+        self->write_behind_.abandonDrain();
         for (ClientConn* c = self->clients_head_; c != nullptr;) {
           ClientConn* next = c->next_;
           c->close();
@@ -156,7 +158,18 @@ void Server::closeListener() {
 
 void Server::maybeFinish() {
   if (finished_ || clients_ > 0) return;
+  if (!drained_) {
+    // Write-behind flushes what is queued first (its flushers need the upstream and backends).
+    if (draining_) return;
+    draining_ = true;
+    write_behind_.drain([this] {
+      drained_ = true;
+      maybeFinish();
+    });
+    return;
+  }
   finished_ = true;
+  write_behind_.close();
   // Loads still running finish on the backends' threads and are dropped; no fill follows.
   read_through_.close();
   loaders_->close();

@@ -14,16 +14,11 @@
 #include "proxy/config.h"
 #include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/write_behind.h"
 
 namespace readthru {
 
 class ClientConn;
-
-// A writer's write-behind queue as last seen (zero for write-through writers).
-struct WriterQueueState {
-  uint64_t length = 0;
-  uint64_t oldest_pending_ms = 0;
-};
 
 class Server {
  public:
@@ -39,7 +34,8 @@ class Server {
   UpstreamPool* pool() { return &pool_; }
   CacheRegistry* loaders() { return loaders_; }
   ReadThrough* readThrough() { return &read_through_; }
-  WriterQueueState writerQueue(const Writer& w) const;
+  WriterQueueState writerQueue(const Writer& w) const { return write_behind_.queue(w); }
+  WriteBehind* writeBehind() { return &write_behind_; }
   size_t clientCount() const { return clients_; }
   bool shuttingDown() const { return shutting_down_; }
 
@@ -58,6 +54,7 @@ class Server {
   UpstreamPool pool_;
   CacheRegistry* loaders_;
   ReadThrough read_through_;
+  WriteBehind write_behind_;
   uv_tcp_t listener_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
@@ -73,6 +70,8 @@ class Server {
   bool listener_closed_ = false;
   bool shutting_down_ = false;
   bool finished_ = false;
+  bool draining_ = false;  // write-behind is flushing before the stop
+  bool drained_ = false;
 };
 
 }  // namespace readthru

@@ -144,6 +144,15 @@ WritePlan planWrite(CacheRegistry* registry, const std::vector<std::string_view>
   return plan;
 }
 
+void countWrites(const WritePlan& plan) {
+  // One write command per writer it touches, however many of its keys it names.
+  for (size_t i = 0; i < plan.items.size(); ++i) {
+    bool seen = false;
+    for (size_t j = 0; j < i; ++j) seen = seen || plan.items[j].writer == plan.items[i].writer;
+    if (!seen) ++plan.items[i].writer->stats().writes;
+  }
+}
+
 std::vector<std::pair<std::string, std::string>> applyHashChange(
     const WritePlan& plan, std::vector<std::pair<std::string, std::string>> fields) {
   auto find = [&fields](std::string_view f) {

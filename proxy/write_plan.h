@@ -49,6 +49,9 @@ struct WritePlan {
 WritePlan planWrite(CacheRegistry* registry, const std::vector<std::string_view>& argv,
                     const resp::CommandInfo* info);
 
+// Counts the command in each writer's `writes`.
+void countWrites(const WritePlan& plan);
+
 // The hash after applying the plan's HSET or HDEL to `fields` (what Redis held).
 std::vector<std::pair<std::string, std::string>> applyHashChange(
     const WritePlan& plan, std::vector<std::pair<std::string, std::string>> fields);

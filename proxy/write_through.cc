@@ -44,12 +44,7 @@ backends::UpstreamConn* WriteThroughRequest::conn() {
 }
 
 void WriteThroughRequest::start() {
-  // One write command per writer it touches, however many of its keys it names.
-  for (size_t i = 0; i < plan_.items.size(); ++i) {
-    bool seen = false;
-    for (size_t j = 0; j < i; ++j) seen = seen || plan_.items[j].writer == plan_.items[i].writer;
-    if (!seen) ++plan_.items[i].writer->stats().writes;
-  }
+  countWrites(plan_);
   if (plan_.nx || plan_.xx || plan_.op == WritePlan::Op::kHset ||
       plan_.op == WritePlan::Op::kHdel) {
     preRead();

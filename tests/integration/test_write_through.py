@@ -14,21 +14,25 @@ noeviction) to fail the Redis half after the database half committed.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import pytest
 
-from loader_stack import Loader, db_execute
-from resp_client import RespError, encode
+from harness import free_port, write_config
+from loader_stack import Backend, Loader, build_db, check_config, db_execute, loaders_toml
+from resp_client import RespError, RespMap, encode
 from writer_stack import (
     WRITER_FIELDS,
+    writers_toml,
     WriteGate,
     Writer,
     WriterDelta,
     WriterStack,
     audit_sql,
     reject_sql,
+    wait_for,
 )
 
 pytestmark = pytest.mark.proxy_only
@@ -237,10 +241,19 @@ def test_redis_failure_after_the_database_commit_leaves_no_key_cached(ws, r, d_r
     try:
         oom = dc.command("SET", "plain:o", "x")  # the oracle: Redis's own error
         assert isinstance(oom, RespError) and oom.code == b"OOM", oom
-        assert c.command("SET", "kv:o", "new") == oom
-        assert c.command("MSET", "kv:o1", "new1", "kv:o2", "new2") == oom
-        assert c.command("HSET", "uh:5", "name", "new5") == oom
-        assert d_r.exists("kv:o", "kv:o1", "kv:o2", "uh:5") == 0, "a stale value stayed cached"
+        with ws.endpoint.raw() as other:
+            # Readers through readthru never see the old value after the error reply (whichever
+            # connection they come on); the row's value is what they get.
+            assert c.command("SET", "kv:o", "new") == oom
+            assert other.command("GET", "kv:o") == b"new"
+            assert c.command("MSET", "kv:o1", "new1", "kv:o2", "new2") == oom
+            assert other.command("MGET", "kv:o1", "kv:o2") == [b"new1", b"new2"]
+            assert c.command("HSET", "uh:5", "name", "new5") == oom
+            assert other.command("HGET", "uh:5", "name") == b"new5"
+        # readthru DELs the keys (not necessarily before the error reply: a direct reader may
+        # see them for a moment)
+        wait_for(lambda: d_r.exists("kv:o", "kv:o1", "kv:o2", "uh:5") == 0, 10,
+                 "the keys to be deleted from Redis")
     finally:
         d_r.config_set("maxmemory", "0")
     assert kv_rows(ws) == {"o": "new", "o1": "new1", "o2": "new2"}
@@ -440,12 +453,14 @@ def test_hash_writes_whole_rows(ws, r, d_r, c):
 def test_hash_write_to_a_key_absent_in_redis_starts_from_the_loaders_row(ws, r, d_r):
     db_execute(ws.db_path, "INSERT INTO users VALUES (20, 'n20', 'e20')")
     assert d_r.exists("uh:20") == 0
-    r.hset("uh:20", "name", "X")  # the reply depends on whether readthru fills Redis first
+    assert r.hset("uh:20", "name", "X") == 1  # Redis's reply: the key was absent there
     assert user_rows(ws) == {20: ("X", "e20")}, "a partial HSET dropped the other columns"
-    assert r.hget("uh:20", "name") == b"X"
+    # what is cached is what the database holds, not just the field written
+    assert r.hgetall("uh:20") == {b"name": b"X", b"email": b"e20"}
     db_execute(ws.db_path, "INSERT INTO users VALUES (21, 'n21', 'e21')")
-    r.hdel("uh:21", "email")
+    assert r.hdel("uh:21", "email") == 0  # Redis's reply: no such key there
     assert user_rows(ws)[21] == ("n21", None), "HDEL of one field dropped the other columns"
+    assert r.hgetall("uh:21") == {b"name": b"n21"}
 
 
 # -- DEL, UNLINK -----------------------------------------------------------------------------------
@@ -541,8 +556,8 @@ def test_pipelined_writes_keep_request_order(ws, d_r, c):
     assert kv_rows(ws) == {"p": "v3"}
     assert user_rows(ws) == {50: ("a", None)}
 
-    # 300 writes and reads interleaved in one pipeline
-    n = 300
+    # 200 writes and reads interleaved in one pipeline
+    n = 200
     c.send(b"".join(encode("SET", f"kv:q{i}", f"w{i}") + encode("GET", f"kv:q{i}")
                     for i in range(n)))
     replies = [c.read_reply() for _ in range(2 * n)]
@@ -552,7 +567,7 @@ def test_pipelined_writes_keep_request_order(ws, d_r, c):
 
 
 def test_concurrent_clients_each_write_lands(ws, d_r):
-    threads_n, per = 16, 40
+    threads_n, per = 8, 25
     errors: list = []
 
     def work(t: int) -> None:
@@ -626,3 +641,100 @@ def test_stats_and_info_list_every_writer(ws, r):
         assert fields["mode"] == "through", fields
         for f in WRITER_FIELDS:
             assert fields[f].isdigit(), (w.name, f, fields)
+
+
+def test_resp3_client_writes_through_and_gets_errors(ws, d_r):
+    with ws.endpoint.raw() as c:
+        hello = c.command("HELLO", "3")
+        assert isinstance(hello, RespMap) and hello[b"proto"] == 3, hello
+        assert c.command("SET", "kv:r3", "v") == b"OK"
+        assert c.command("SET", "kv:r3", "w", "GET") == b"v"
+        assert c.command("HSET", "uh:60", "name", "a", "email", "b") == 2
+        assert err(c.command("SET", "kv:r3", "poison")) == failed("kv", POISON_MSG)
+        assert c.command("DEL", "kv:r3", "uh:60") == 2
+    assert kv_rows(ws) == {} and user_rows(ws) == {}
+    assert [op for (op,) in ws.db("SELECT op FROM audit ORDER BY seq")] == [
+        "insert", "update", "insert", "delete", "delete"]
+
+
+def test_injection_shaped_keys_bind_as_parameters(ws, r, d_r):
+    key_id = "x'); DROP TABLE kv; --"
+    assert r.set(f"kv:{key_id}", "v") is True
+    assert kv_rows(ws) == {key_id: "v"}
+    assert r.delete(f"kv:{key_id}") == 1
+    assert kv_rows(ws) == {}
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+BAD_NAME = "broken"
+
+
+def bad_writer(**kwargs) -> Writer:
+    fields = dict(name=BAD_NAME, key="broken:{id}", upsert=KV_UPSERT, delete=KV_DELETE)
+    fields.update(kwargs)
+    return Writer(**fields)
+
+
+GOOD_WRITER = Writer("good", "good:{id}", KV_UPSERT, KV_DELETE)
+# case -> (writers after GOOD_WRITER, words of which the reason must name at least one)
+CONFIG_CASES = {
+    "unknown_backend": ([bad_writer(backend="nosuch")], ["nosuch", "backend"]),
+    "upsert_does_not_prepare": ([bad_writer(upsert="INSERT INTO nosuchtable VALUES (:id)")],
+                                ["nosuchtable"]),
+    "delete_does_not_prepare": ([bad_writer(delete="DELETE FROM kv WHERE idd = :id")],
+                                ["idd"]),
+    "delete_uses_a_non_capture": ([bad_writer(delete="DELETE FROM kv WHERE v = :value")],
+                                  ["value", "delete"]),
+    "bad_mode": ([bad_writer(mode="sideways")], ["sideways", "mode"]),
+    "bad_timeout": ([bad_writer(timeout="5 parsecs")], ["timeout", "parsecs", "duration"]),
+    "bad_flush_interval": ([bad_writer(mode="behind", flush_interval="soon")],
+                           ["flush_interval", "soon", "duration"]),
+    "duplicate_name": ([bad_writer(), bad_writer(key="other:{id}")],
+                       ["duplicate", "already", "used", BAD_NAME]),
+    "missing_key": ([bad_writer(key=None)], ["key"]),
+    "missing_upsert": ([bad_writer(upsert=None)], ["upsert"]),
+}
+
+
+@pytest.fixture(scope="module")
+def config_db(tmp_path_factory):
+    return build_db(tmp_path_factory.mktemp("wtconfig") / "app.db",
+                    "CREATE TABLE kv(id TEXT PRIMARY KEY, v TEXT);")
+
+
+def write_writer_config(tmp_path, db, writers):
+    return write_config(tmp_path / "readthru.toml", listen_port=free_port(),
+                        upstream_port=free_port(),
+                        extra=loaders_toml([Backend(str(db))], []) + writers_toml(writers))
+
+
+def test_good_writer_config_passes_check_config(tmp_path, config_db):
+    path = write_writer_config(tmp_path, config_db, [
+        GOOD_WRITER,
+        Writer("b", "b:{id}", KV_UPSERT, KV_DELETE, mode="behind", timeout="1s",
+               flush_interval="250ms", batch=10, max_attempts=3),
+    ])
+    result = check_config(path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_bad_writer_config_exits_1_naming_the_writer(tmp_path, config_db, case):
+    writers, words = CONFIG_CASES[case]
+    path = write_writer_config(tmp_path, config_db, [GOOD_WRITER, *writers])
+    result = check_config(path)
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    m = re.search(rf"readthru: bad config: (?P<file>[^\n]*?):(?P<line>\d+):(?P<col>\d+): "
+                  rf"writer '{BAD_NAME}': (?P<reason>[^\n]+)", result.stderr)
+    assert m, f"no 'readthru: bad config: <file>:<line>:<col>: writer ...':\n{result.stderr}"
+    assert m["file"].endswith(path.name), result.stderr
+    lines = path.read_text().splitlines()
+    starts = [i + 1 for i, line in enumerate(lines) if line.strip() == "[[writers]]"]
+    # the line is inside the bad writer's table (the second bad one for a duplicate)
+    bad_start = starts[2] if case == "duplicate_name" else starts[1]
+    bad_end = (starts[starts.index(bad_start) + 1] - 1 if bad_start != starts[-1]
+               else len(lines))
+    assert bad_start <= int(m["line"]) <= bad_end, (m["line"], bad_start, bad_end, result.stderr)
+    reason = m["reason"]
+    assert any(w.lower() in reason.lower() for w in words), f"names none of {words}: {reason}"

@@ -1,0 +1,36 @@
+#pragma once
+// callUpstream: a request readthru sends for itself (write-behind's stream reads, its lease, ...)
+// whose reply it reads with hiredis's reader, as a tree: these replies are small and nested
+// (XREADGROUP is four levels deep), which is what that reader is for.
+
+#include <hiredis/hiredis.h>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/upstream_conn.h"
+
+namespace readthru {
+
+// Runs with the parsed reply, or nullptr when the connection lost the request. The reply is
+// freed after the callback returns.
+using UpstreamReplyCallback = std::function<void(const redisReply* reply)>;
+
+// Sends `argv` as one command on `conn`. False (and the callback never runs) when `conn` is null.
+bool callUpstream(backends::UpstreamConn* conn, const std::vector<std::string>& argv,
+                  UpstreamReplyCallback cb);
+
+// Accessors for hiredis replies.
+inline std::string_view replyString(const redisReply* r) {
+  return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+                          r->type == REDIS_REPLY_ERROR)
+             ? std::string_view(r->str, r->len)
+             : std::string_view();
+}
+inline bool replyIsError(const redisReply* r) {
+  return r == nullptr || r->type == REDIS_REPLY_ERROR;
+}
+
+}  // namespace readthru

@@ -1,0 +1,577 @@
+#include "proxy/write_behind.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <random>
+
+#include "proxy/log.h"
+#include "proxy/upstream_call.h"
+#include "proxy/upstream_pool.h"
+#include "resp/reply_encoder.h"
+
+namespace readthru {
+namespace {
+
+// KEYS: stream, pending hash, key (a triple per key the command writes).
+// ARGV: the client's command. On success each key's new state is recorded and queued.
+constexpr std::string_view kWrapScript = R"lua(
+local r = redis.pcall(unpack(ARGV))
+if type(r) == 'table' and r.err then return r end
+for i = 1, #KEYS, 3 do
+  local k = KEYS[i + 2]
+  local t = redis.call('TYPE', k)['ok']
+  local state
+  if t == 'string' then
+    state = 's' .. redis.call('GET', k)
+  elseif t == 'hash' then
+    local h = redis.call('HGETALL', k)
+    local parts = {'h'}
+    for j = 1, #h do parts[#parts + 1] = #h[j] .. ':' .. h[j] end
+    state = table.concat(parts)
+  elseif t == 'none' then
+    state = 'd'
+  end
+  if state then
+    redis.call('HSET', KEYS[i + 1], k, state)
+    redis.call('XADD', KEYS[i], '*', 'k', k)
+  end
+end
+return r
+)lua";
+
+// KEYS[1]: the pending hash. ARGV: key, state, key, state... Clears a key's pending state only
+// if it is still the one just written to the database.
+constexpr std::string_view kClearScript = R"lua(
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 0
+)lua";
+
+// KEYS[1]: the lease. ARGV: this process's id, the lease in ms. 1 when this process holds it.
+constexpr std::string_view kLeaseScript = R"lua(
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+)lua";
+
+constexpr std::string_view kGroup = "readthru";
+constexpr uint64_t kMaxBackoffMs = 30000;
+
+// A failure that only waiting cures (a locked, busy or read-only database): it does not count
+// against an entry's max_attempts.
+bool transient(const backends::SqlResult& r) {
+  if (r.timed_out) return true;
+  for (std::string_view word : {"locked", "busy", "readonly", "read-only", "disk I/O"}) {
+    if (r.error.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+uint64_t idMillis(std::string_view id) {
+  uint64_t ms = 0;
+  std::from_chars(id.data(), id.data() + id.size(), ms);
+  return ms;
+}
+
+uint64_t wallMillis() {
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  return static_cast<uint64_t>(tv.tv_sec) * 1000 + static_cast<uint64_t>(tv.tv_usec) / 1000;
+}
+
+}  // namespace
+
+std::string WriteBehind::streamKey(const Writer& w) { return "readthru:wb:" + w.name(); }
+std::string WriteBehind::pendingKey(const Writer& w) { return streamKey(w) + ":pending"; }
+
+std::string WriteBehind::encodeState(const WriteState& s) {
+  switch (s.kind) {
+    case WriteState::Kind::kString:
+      return "s" + s.value;
+    case WriteState::Kind::kHash: {
+      std::string out = "h";
+      for (const auto& [f, v] : s.fields) {
+        out += fmt::format("{}:", f.size()) + f;
+        out += fmt::format("{}:", v.size()) + v;
+      }
+      return out;
+    }
+    case WriteState::Kind::kDeleted:
+      break;
+  }
+  return "d";
+}
+
+std::optional<WriteState> WriteBehind::decodeState(std::string_view s) {
+  WriteState st;
+  if (s.empty()) return std::nullopt;
+  if (s[0] == 'd' && s.size() == 1) return st;
+  if (s[0] == 's') {
+    st.kind = WriteState::Kind::kString;
+    st.value = std::string(s.substr(1));
+    return st;
+  }
+  if (s[0] != 'h') return std::nullopt;
+  st.kind = WriteState::Kind::kHash;
+  size_t pos = 1;
+  std::vector<std::string> parts;
+  while (pos < s.size()) {
+    size_t colon = s.find(':', pos);
+    if (colon == std::string_view::npos) return std::nullopt;
+    size_t len = 0;
+    auto [p, ec] = std::from_chars(s.data() + pos, s.data() + colon, len);
+    if (ec != std::errc() || p != s.data() + colon || colon + 1 + len > s.size()) {
+      return std::nullopt;
+    }
+    parts.emplace_back(s.substr(colon + 1, len));
+    pos = colon + 1 + len;
+  }
+  if (parts.size() % 2 != 0) return std::nullopt;
+  for (size_t i = 0; i < parts.size(); i += 2) {
+    st.fields.emplace_back(std::move(parts[i]), std::move(parts[i + 1]));
+  }
+  return st;
+}
+
+std::string WriteBehind::wrap(const WritePlan& plan, const std::vector<std::string_view>& argv) {
+  std::string out;
+  resp::ReplyEncoder e(&out, 2);
+  e.arrayHeader(3 + plan.items.size() * 3 + argv.size());
+  e.bulk("EVAL");
+  e.bulk(kWrapScript);
+  e.bulk(std::to_string(plan.items.size() * 3));
+  for (const auto& item : plan.items) {
+    e.bulk(streamKey(*item.writer));
+    e.bulk(pendingKey(*item.writer));
+    e.bulk(item.key);
+  }
+  for (std::string_view a : argv) e.bulk(a);
+  return out;
+}
+
+// One writer's flusher: a cycle every flush_interval while it holds the lease.
+class WriteBehind::Flusher {
+ public:
+  Flusher(WriteBehind* owner, Writer* w, std::string me)
+      : owner_(owner), w_(w), me_(std::move(me)), stream_(streamKey(*w)), pending_(pendingKey(*w)) {
+    uv_timer_init(owner_->loop_, &timer_);
+    timer_.data = this;
+  }
+
+  void start() { schedule(0); }
+
+  void close() {
+    closed_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  }
+
+  void drain() {
+    draining_ = true;
+    if (!busy_) {
+      uv_timer_stop(&timer_);
+      cycle();
+    }
+  }
+  void abandonDrain() { draining_ = false; }
+
+  WriterQueueState queue() const { return queue_; }
+
+ private:
+  struct Key {
+    std::string key;
+    std::vector<std::string> ids;
+    std::optional<std::string> state;  // from the pending hash; nullopt: already written
+  };
+
+  backends::UpstreamConn* conn() { return owner_->pool_->shared(0, 2); }
+
+  void schedule(uint64_t delay_ms) {
+    if (closed_) return;
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<Flusher*>(t->data)->cycle(); }, delay_ms, 0);
+  }
+
+  // The end of a cycle: `more` when a full batch was read (go again at once).
+  void done(bool more, bool failed) {
+    busy_ = false;
+    if (failed) {
+      failures_ = std::min(failures_ + 1, 16);
+    } else {
+      failures_ = 0;
+    }
+    if (draining_) {
+      if (more) {
+        cycle();
+        return;
+      }
+      draining_ = false;
+      owner_->flusherDrained();
+      if (closed_) return;
+    }
+    uint64_t interval = w_->config().flush_interval_ms;
+    uint64_t delay = more ? 0 : interval;
+    if (failures_ > 0) delay = std::min(kMaxBackoffMs, interval << std::min(failures_, 10));
+    schedule(delay);
+  }
+
+  void cycle() {
+    if (closed_ || busy_) return;
+    busy_ = true;
+    uint64_t lease_ms = std::max<uint64_t>(3000, w_->config().flush_interval_ms * 6);
+    bool sent = callUpstream(
+        conn(),
+        {"EVAL", std::string(kLeaseScript), "1", stream_ + ":lease", me_, std::to_string(lease_ms)},
+        [this](const redisReply* r) {
+          if (r == nullptr || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+            leader_ = false;
+            return done(false, r == nullptr);
+          }
+          leader_ = true;
+          ensureGroup();
+        });
+    if (!sent) done(false, true);
+  }
+
+  void ensureGroup() {
+    if (group_ready_) return claim();
+    callUpstream(conn(), {"XGROUP", "CREATE", stream_, std::string(kGroup), "0", "MKSTREAM"},
+                 [this](const redisReply* r) {
+                   if (r == nullptr) return done(false, true);
+                   // BUSYGROUP: it exists already.
+                   group_ready_ = !replyIsError(r) || replyString(r).starts_with("BUSYGROUP");
+                   if (!group_ready_) {
+                     log::warning("writer '{}': XGROUP CREATE {}: {}", w_->name(), stream_,
+                                  replyString(r));
+                     return done(false, true);
+                   }
+                   claim();
+                 });
+  }
+
+  // Entries delivered before but never acknowledged (a failed batch, a process that died) first.
+  void claim() {
+    std::string count = std::to_string(w_->config().batch);
+    callUpstream(conn(),
+                 {"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", "0-0", "COUNT", count},
+                 [this](const redisReply* r) {
+                   if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+                     if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
+                       group_ready_ = false;
+                     }
+                     return done(false, true);
+                   }
+                   std::vector<std::string> gone;
+                   if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY) {
+                     for (size_t i = 0; i < r->element[2]->elements; ++i) {
+                       gone.emplace_back(replyString(r->element[2]->element[i]));
+                     }
+                   }
+                   if (!gone.empty()) acknowledge(gone);
+                   if (!collect(r->element[1])) return readNew();
+                   claimed_ = true;  // new entries may wait behind these: read again at once
+                   process();
+                 });
+  }
+
+  void readNew() {
+    claimed_ = false;
+    std::string count = std::to_string(w_->config().batch);
+    callUpstream(
+        conn(),
+        {"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", count, "STREAMS", stream_, ">"},
+        [this](const redisReply* r) {
+          if (r == nullptr || replyIsError(r)) {
+            if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
+              group_ready_ = false;
+            }
+            return done(false, true);
+          }
+          // [[stream, [entries]]], or nil when there is nothing new.
+          if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
+              r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements < 2 ||
+              !collect(r->element[0]->element[1])) {
+            updateQueue(false);
+            return done(false, false);
+          }
+          process();
+        });
+  }
+
+  // Entries [[id, [field, value...]], ...] into keys_; false when there are none.
+  bool collect(const redisReply* entries) {
+    keys_.clear();
+    read_ = 0;
+    oldest_id_ms_ = 0;
+    if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY) return false;
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < entries->elements; ++i) {
+      const redisReply* e = entries->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
+      std::string id(replyString(e->element[0]));
+      const redisReply* fields = e->element[1];
+      std::string key;
+      if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
+        for (size_t j = 0; j + 1 < fields->elements; j += 2) {
+          if (replyString(fields->element[j]) == "k") key = replyString(fields->element[j + 1]);
+        }
+      }
+      ++read_;
+      uint64_t ms = idMillis(id);
+      if (oldest_id_ms_ == 0 || ms < oldest_id_ms_) oldest_id_ms_ = ms;
+      auto [it, fresh] = index.emplace(key, keys_.size());
+      if (fresh) keys_.push_back({key, {}, std::nullopt});
+      keys_[it->second].ids.push_back(std::move(id));
+    }
+    return read_ > 0;
+  }
+
+  void process() {
+    std::vector<std::string> argv = {"HMGET", pending_};
+    for (const Key& k : keys_) argv.push_back(k.key);
+    callUpstream(conn(), argv, [this](const redisReply* r) {
+      if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != keys_.size()) {
+        return done(false, true);
+      }
+      for (size_t i = 0; i < keys_.size(); ++i) {
+        if (r->element[i]->type == REDIS_REPLY_STRING) {
+          keys_[i].state = std::string(replyString(r->element[i]));
+        }
+      }
+      writeBatch();
+    });
+  }
+
+  void writeBatch() {
+    std::vector<backends::SqlQuery> statements;
+    for (const Key& k : keys_) {
+      if (!k.state) continue;
+      std::optional<WriteState> s = decodeState(*k.state);
+      if (s) statements.push_back(w_->statement(k.key, *s));
+    }
+    if (statements.empty()) return finishBatch(keys_);
+    size_t n = statements.size();
+    std::string why;
+    bool queued = w_->backend()->transaction(
+        std::move(statements),
+        [this, n](backends::SqlResult&& r) {
+          if (r.ok) {
+            w_->stats().db_writes += n;
+            ++w_->stats().batches;
+            w_->stats().coalesced += read_ - keys_.size();
+            return finishBatch(keys_);
+          }
+          ++(r.timed_out ? w_->stats().timeouts : w_->stats().errors);
+          ++w_->stats().retries;
+          if (transient(r)) {
+            log::warning("writer '{}': database busy ({}); retrying", w_->name(), r.error);
+            updateQueue(true);
+            return done(false, true);
+          }
+          // Find the entries at fault: each key alone.
+          one_by_one_ = keys_;
+          one_by_one_at_ = 0;
+          one_by_one_transient_ = false;
+          oneByOne();
+        },
+        &why);
+    if (!queued) done(false, true);
+  }
+
+  void oneByOne() {
+    while (one_by_one_at_ < one_by_one_.size() && !one_by_one_[one_by_one_at_].state) {
+      finishBatch({one_by_one_[one_by_one_at_++]}, false);
+    }
+    if (one_by_one_at_ >= one_by_one_.size()) {
+      updateQueue(true);
+      // Back off only while the database itself is unwell; a bad entry is retried at the usual
+      // pace until it has used its attempts.
+      return done(false, one_by_one_transient_);
+    }
+    Key k = one_by_one_[one_by_one_at_];
+    std::optional<WriteState> s = decodeState(*k.state);
+    if (!s) s = WriteState{};
+    bool queued =
+        w_->backend()->transaction({w_->statement(k.key, *s)}, [this, k](backends::SqlResult&& r) {
+          ++one_by_one_at_;
+          if (r.ok) {
+            ++w_->stats().db_writes;
+            ++w_->stats().batches;
+            attempts_.erase(k.key);
+            finishBatch({k}, false);
+          } else if (transient(r)) {
+            one_by_one_transient_ = true;
+          } else if (++attempts_[k.key] >= w_->config().max_attempts) {
+            deadLetter(k, r.error);
+          }
+          oneByOne();
+        });
+    if (!queued) done(false, true);
+  }
+
+  void deadLetter(const Key& k, const std::string& error) {
+    attempts_.erase(k.key);
+    ++w_->stats().dead_letters;
+    log::warning("writer '{}': {} failed {} times ({}); moved to {}:dead", w_->name(), k.key,
+                 w_->config().max_attempts, error, stream_);
+    callUpstream(
+        conn(),
+        {"XADD", stream_ + ":dead", "*", "k", k.key, "state", k.state.value_or(""), "error", error},
+        [](const redisReply*) {});
+    finishBatch({k}, false);
+  }
+
+  // The keys are in the database (or dead-lettered): acknowledge their entries and clear the
+  // pending states that are still the ones written.
+  void finishBatch(const std::vector<Key>& keys, bool end_cycle = true) {
+    std::vector<std::string> ids;
+    std::vector<std::string> clear = {"EVAL", std::string(kClearScript), "1", pending_};
+    for (const Key& k : keys) {
+      ids.insert(ids.end(), k.ids.begin(), k.ids.end());
+      if (k.state) {
+        clear.push_back(k.key);
+        clear.push_back(*k.state);
+      }
+    }
+    if (clear.size() > 4) callUpstream(conn(), clear, [](const redisReply*) {});
+    acknowledge(ids);
+    if (!end_cycle) return;
+    bool more = read_ >= w_->config().batch || claimed_ || draining_;
+    updateQueue(true);
+    done(more, false);
+  }
+
+  void acknowledge(const std::vector<std::string>& ids) {
+    if (ids.empty()) return;
+    std::vector<std::string> ack = {"XACK", stream_, std::string(kGroup)};
+    std::vector<std::string> del = {"XDEL", stream_};
+    ack.insert(ack.end(), ids.begin(), ids.end());
+    del.insert(del.end(), ids.begin(), ids.end());
+    callUpstream(conn(), ack, [](const redisReply*) {});
+    callUpstream(conn(), del, [](const redisReply*) {});
+  }
+
+  void updateQueue(bool had_entries) {
+    queue_.oldest_pending_ms =
+        had_entries && oldest_id_ms_ > 0 ? wallMillis() - std::min(wallMillis(), oldest_id_ms_) : 0;
+    callUpstream(conn(), {"XLEN", stream_}, [this](const redisReply* r) {
+      if (r != nullptr && r->type == REDIS_REPLY_INTEGER) {
+        queue_.length = static_cast<uint64_t>(r->integer);
+      }
+    });
+  }
+
+  WriteBehind* owner_;
+  Writer* w_;
+  std::string me_;
+  std::string stream_;
+  std::string pending_;
+  uv_timer_t timer_;
+  bool closed_ = false;
+  bool busy_ = false;
+  bool draining_ = false;
+  bool leader_ = false;
+  bool group_ready_ = false;
+  bool claimed_ = false;  // this cycle's entries were claimed, not new
+  int failures_ = 0;
+  std::vector<Key> keys_;
+  size_t read_ = 0;  // entries in this cycle's batch
+  uint64_t oldest_id_ms_ = 0;
+  std::vector<Key> one_by_one_;
+  size_t one_by_one_at_ = 0;
+  bool one_by_one_transient_ = false;
+  std::map<std::string, int> attempts_;  // failures per key, for max_attempts
+  WriterQueueState queue_;
+};
+
+WriteBehind::WriteBehind(uv_loop_t* loop, CacheRegistry* registry, UpstreamPool* pool)
+    : loop_(loop), registry_(registry), pool_(pool) {
+  uv_timer_init(loop_, &drained_timer_);
+  drained_timer_.data = this;
+}
+
+WriteBehind::~WriteBehind() = default;
+
+void WriteBehind::start() {
+  char host[256] = "host";
+  gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  std::string me = fmt::format("{}:{}:{:08x}", host, getpid(), rd());
+  for (const auto& w : registry_->writers()) {
+    if (!w->behind()) continue;
+    flushers_.push_back(std::make_unique<Flusher>(this, w.get(), me));
+    flushers_.back()->start();
+  }
+}
+
+void WriteBehind::pendingState(Writer* w, std::string_view key,
+                               std::function<void(bool, std::optional<WriteState>)> cb) {
+  bool sent = callUpstream(pool_->shared(0, 2), {"HGET", pendingKey(*w), std::string(key)},
+                           [cb](const redisReply* r) {
+                             if (r == nullptr || replyIsError(r)) return cb(false, std::nullopt);
+                             if (r->type != REDIS_REPLY_STRING) return cb(true, std::nullopt);
+                             cb(true, decodeState(replyString(r)));
+                           });
+  if (!sent) cb(false, std::nullopt);
+}
+
+WriterQueueState WriteBehind::queue(const Writer& w) const {
+  size_t i = 0;
+  for (const auto& x : registry_->writers()) {
+    if (!x->behind()) continue;
+    if (x.get() == &w && i < flushers_.size()) return flushers_[i]->queue();
+    ++i;
+  }
+  return {};
+}
+
+void WriteBehind::drain(std::function<void()> done) {
+  drain_done_ = std::move(done);
+  draining_ = flushers_.size();
+  if (draining_ == 0) {
+    auto d = std::move(drain_done_);
+    if (d) d();
+    return;
+  }
+  for (auto& f : flushers_) f->drain();
+}
+
+void WriteBehind::flusherDrained() {
+  if (draining_ == 0 || --draining_ > 0) return;
+  // Not from here: a flusher is inside an upstream reply callback, and `done` may close the
+  // upstream connections.
+  uv_timer_start(
+      &drained_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<WriteBehind*>(t->data);
+        auto d = std::move(self->drain_done_);
+        self->drain_done_ = nullptr;
+        if (d) d();
+      },
+      0, 0);
+}
+
+void WriteBehind::abandonDrain() {
+  for (auto& f : flushers_) f->abandonDrain();
+  draining_ = 0;
+  uv_timer_stop(&drained_timer_);
+  auto d = std::move(drain_done_);
+  drain_done_ = nullptr;
+  if (d) d();
+}
+
+void WriteBehind::close() {
+  for (auto& f : flushers_) f->close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&drained_timer_), nullptr);
+}
+
+}  // namespace readthru

@@ -1,0 +1,87 @@
+#pragma once
+// WriteBehind: writers in mode "behind" (design.md, "Write-through and write-behind").
+//
+//   client: SET user:1 v  ->  EVAL <script> : runs SET user:1 v; on success, in the same atomic
+//                             step, XADD readthru:wb:user * k user:1 and
+//                             HSET readthru:wb:user:pending user:1 <state>  ->  the client's reply
+//   flusher (every flush_interval, one active per writer across readthru processes: the holder of
+//   the lease key readthru:wb:<writer>:lease)
+//     XAUTOCLAIM (entries left pending: earlier failures, a crashed process) or XREADGROUP (new)
+//     -> coalesce by key: the key's latest state from the pending hash (last write wins; a delete
+//        after a write is a delete) -> one database transaction -> XACK + XDEL, and the pending
+//        fields cleared unless they changed meanwhile
+//     a failed batch: each key alone; a key that keeps failing (not a locked or read-only
+//     database, which is only waited out) goes to readthru:wb:<writer>:dead after max_attempts
+//   read-through miss on a key with a pending state: answered (and Redis refilled) from it
+//   SIGTERM: what is queued is flushed before exit, up to the shutdown deadline
+//
+// A state is "s<value>" (a string), "h" followed by "<len>:<bytes>" for each field and value (a
+// hash), or "d" (deleted). Ownership: the server owns this object; flushers close their timers in
+// close() and are freed with it.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/cache_registry.h"
+#include "proxy/config.h"
+#include "proxy/write_plan.h"
+
+namespace readthru {
+
+class UpstreamPool;
+
+struct WriterQueueState {
+  uint64_t length = 0;             // entries in the writer's stream
+  uint64_t oldest_pending_ms = 0;  // age of the oldest entry in the last batch read
+};
+
+class WriteBehind {
+ public:
+  WriteBehind(uv_loop_t* loop, CacheRegistry* registry, UpstreamPool* pool);
+  ~WriteBehind();
+  WriteBehind(const WriteBehind&) = delete;
+  WriteBehind& operator=(const WriteBehind&) = delete;
+
+  void start();
+  // The request that runs the client's command `argv` and queues the plan's keys, atomically;
+  // its reply is the command's own.
+  static std::string wrap(const WritePlan& plan, const std::vector<std::string_view>& argv);
+  // The state a key has pending for its writer's database, if any (nullopt when none, or when
+  // Redis could not be asked: `asked` false).
+  void pendingState(Writer* w, std::string_view key,
+                    std::function<void(bool asked, std::optional<WriteState>)> cb);
+
+  WriterQueueState queue(const Writer& w) const;
+  // Flushes what is queued (the flushers that hold their lease), then runs `done`.
+  void drain(std::function<void()> done);
+  // Ends a drain now (the shutdown deadline passed).
+  void abandonDrain();
+  // Closes the handles; call once, as the server stops (also when start() never ran).
+  void close();
+
+  static std::string streamKey(const Writer& w);
+  static std::string pendingKey(const Writer& w);
+  static std::string encodeState(const WriteState& s);
+  static std::optional<WriteState> decodeState(std::string_view s);
+
+ private:
+  class Flusher;
+  void flusherDrained();
+
+  uv_loop_t* loop_;
+  CacheRegistry* registry_;
+  UpstreamPool* pool_;
+  std::vector<std::unique_ptr<Flusher>> flushers_;
+  std::function<void()> drain_done_;
+  uv_timer_t drained_timer_;  // runs drain_done_ on a fresh stack
+  size_t draining_ = 0;
+};
+
+}  // namespace readthru
