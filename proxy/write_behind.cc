@@ -130,7 +130,7 @@ std::optional<WriteState> WriteBehind::decodeState(std::string_view s) {
     if (colon == std::string_view::npos) return std::nullopt;
     size_t len = 0;
     auto [p, ec] = std::from_chars(s.data() + pos, s.data() + colon, len);
-    if (ec != std::errc() || p != s.data() + colon || colon + 1 + len > s.size()) {
+    if (ec != std::errc() || p != s.data() + colon || len > s.size() - (colon + 1)) {
       return std::nullopt;
     }
     parts.emplace_back(s.substr(colon + 1, len));

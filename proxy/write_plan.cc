@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <uv.h>
+
 #include <charconv>
+#include <cstdint>
 
 #include "proxy/command_router.h"
 
@@ -31,35 +34,70 @@ const Known& known() {
   return k;
 }
 
-bool positiveInt(std::string_view s) {
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc() && p == s.data() + s.size() && v > 0;
+// An integer as Redis's string2ll reads it: no sign but '-', no leading zeros, no overflow.
+bool redisInt(std::string_view s, int64_t* v) {
+  if (s.empty() || (s.size() > 1 && s[0] == '0') || (s.size() > 2 && s[0] == '-' && s[1] == '0')) {
+    return false;
+  }
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size();
 }
 
-// SET's options as Redis accepts them; false for anything Redis would refuse.
+enum class Expiry : uint8_t { kSeconds, kMillis, kUnixSeconds, kUnixMillis };
+
+// Whether Redis takes this expire time (getExpireMillisecondsOrReply in redis's t_string.c):
+// positive, and not past INT64_MAX milliseconds once converted and, if relative, added to now.
+bool validExpiry(std::string_view arg, Expiry unit) {
+  int64_t v = 0;
+  if (!redisInt(arg, &v) || v <= 0) return false;
+  bool seconds = unit == Expiry::kSeconds || unit == Expiry::kUnixSeconds;
+  if (seconds && v > INT64_MAX / 1000) return false;
+  int64_t ms = seconds ? v * 1000 : v;
+  if (unit == Expiry::kSeconds || unit == Expiry::kMillis) {
+    uv_timeval64_t now;
+    uv_gettimeofday(&now);
+    int64_t now_ms = now.tv_sec * 1000 + now.tv_usec / 1000;
+    if (ms > INT64_MAX - now_ms) return false;
+  }
+  return true;
+}
+
+// SET's options as Redis 7 accepts them (parseExtendedStringArgumentsOrReply): a flag may be
+// repeated, conflicting ones may not (NX with XX, two kinds of expiry, KEEPTTL with an expiry);
+// false for anything Redis would refuse.
 bool setOptions(const std::vector<std::string_view>& argv, bool* nx, bool* xx) {
-  bool expire = false, get = false;
+  int expire = 0;  // 1 EX, 2 PX, 3 EXAT, 4 PXAT, 5 KEEPTTL
+  std::string_view expire_arg;
+  Expiry expire_unit = Expiry::kSeconds;
   for (size_t i = 3; i < argv.size(); ++i) {
     std::string_view o = argv[i];
-    if (equalsIgnoreCase(o, "nx") && !*nx && !*xx) {
+    auto kind = [&](int k) { return expire == 0 || expire == k; };
+    if (equalsIgnoreCase(o, "nx") && !*xx) {
       *nx = true;
-    } else if (equalsIgnoreCase(o, "xx") && !*nx && !*xx) {
+    } else if (equalsIgnoreCase(o, "xx") && !*nx) {
       *xx = true;
-    } else if (equalsIgnoreCase(o, "get") && !get) {
-      get = true;
-    } else if (equalsIgnoreCase(o, "keepttl") && !expire) {
-      expire = true;
-    } else if ((equalsIgnoreCase(o, "ex") || equalsIgnoreCase(o, "px") ||
-                equalsIgnoreCase(o, "exat") || equalsIgnoreCase(o, "pxat")) &&
-               !expire && i + 1 < argv.size() && positiveInt(argv[i + 1])) {
-      expire = true;
-      ++i;
+    } else if (equalsIgnoreCase(o, "get")) {
+    } else if (equalsIgnoreCase(o, "keepttl") && kind(5)) {
+      expire = 5;
+    } else if (i + 1 < argv.size() &&
+               ((equalsIgnoreCase(o, "ex") && kind(1)) || (equalsIgnoreCase(o, "px") && kind(2)) ||
+                (equalsIgnoreCase(o, "exat") && kind(3)) ||
+                (equalsIgnoreCase(o, "pxat") && kind(4)))) {
+      static constexpr Expiry kUnits[] = {Expiry::kSeconds, Expiry::kMillis, Expiry::kUnixSeconds,
+                                          Expiry::kUnixMillis};
+      int k = equalsIgnoreCase(o, "ex")     ? 1
+              : equalsIgnoreCase(o, "px")   ? 2
+              : equalsIgnoreCase(o, "exat") ? 3
+                                            : 4;
+      // Redis checks the value of the last one given.
+      expire = k;
+      expire_arg = argv[++i];
+      expire_unit = kUnits[k - 1];
     } else {
       return false;
     }
   }
-  return true;
+  return expire == 0 || expire == 5 || validExpiry(expire_arg, expire_unit);
 }
 
 }  // namespace
@@ -83,7 +121,9 @@ WritePlan planWrite(CacheRegistry* registry, const std::vector<std::string_view>
     if (n < 3 || !setOptions(argv, &plan.nx, &plan.xx)) return plan;
     add(argv[1], Kind::kString, argv[2]);
   } else if (info == k.setex || info == k.psetex) {
-    if (n != 4 || !positiveInt(argv[2])) return plan;
+    if (n != 4 || !validExpiry(argv[2], info == k.setex ? Expiry::kSeconds : Expiry::kMillis)) {
+      return plan;
+    }
     add(argv[1], Kind::kString, argv[3]);
   } else if (info == k.mset) {
     if (n < 3 || n % 2 == 0) return plan;

@@ -756,5 +756,91 @@ TEST_CASE("sqlite: close with nothing ever queued") {
   closeBackend(loop, backend);
 }
 
+SqlParam null(std::string name, std::string ignored = "") {
+  return SqlParam{std::move(name), std::move(ignored), SqlParam::Kind::kNull};
+}
+
+TEST_CASE("sqlite: a kNull parameter binds SQL NULL, whatever its value") {
+  TempDb db;
+  Loop loop;
+  SqliteBackend* backend = openBackend(loop, db);
+  SqlResult r = runQuery(loop, backend,
+                         {"SELECT typeof(:a), :a IS NULL, typeof(@b), coalesce($c, 'none')",
+                          {null(":a"), null("@b", "not an integer"), null("$c", "12")},
+                          0,
+                          0});
+  REQUIRE(r.ok);
+  REQUIRE(r.rows.size() == 1);
+  CHECK(r.rows[0][0].bytes == "null");
+  CHECK(r.rows[0][1].integer == 1);
+  CHECK(r.rows[0][2].bytes == "null");
+  CHECK(r.rows[0][3].bytes == "none");
+  // NULL compares equal to nothing: no row has id = NULL.
+  r = runQuery(loop, backend, {"SELECT name FROM users WHERE id = :id", {null("id")}, 0, 0});
+  REQUIRE(r.ok);
+  CHECK(r.rows.empty());
+  // As the value of a column.
+  r = runQuery(loop, backend, {"SELECT :n", {null(":n", "x")}, 0, 0});
+  REQUIRE(r.ok);
+  CHECK(r.rows[0][0].type == SqlValue::Type::kNull);
+  // A kNull parameter the statement does not have is refused like any other.
+  r = runQuery(loop, backend, {"SELECT :id", {text(":id", "1"), null(":other")}, 0, 0});
+  CHECK_FALSE(r.ok);
+  CHECK(r.error == "the statement has no parameter :other");
+  closeBackend(loop, backend);
+}
+
+TEST_CASE("sqlite: NULL, text and integer bindings of one cached statement do not leak") {
+  TempDb db;
+  Loop loop;
+  SqliteBackend* backend = openBackend(loop, db, [](SqliteOptions& o) {
+    o.read_write = true;
+    o.workers = 1;
+  });
+  const std::string sql = "INSERT INTO users (id, name, note) VALUES (:id, :name, :note)";
+  SqlResult r = runQuery(loop, backend,
+                         {sql, {integer(":id", "10"), text(":name", "a"), null(":note")}, 0, 0});
+  CHECK_MESSAGE(r.ok, r.error);
+  r = runQuery(loop, backend,
+               {sql, {integer(":id", "11"), null(":name", "b"), text(":note", "n")}, 0, 0});
+  CHECK_MESSAGE(r.ok, r.error);
+  r = runQuery(loop, backend,
+               {sql, {integer(":id", "12"), text(":name", ""), text(":note", "")}, 0, 0});
+  CHECK_MESSAGE(r.ok, r.error);
+  // An UPDATE to NULL, in a transaction.
+  r = [&] {
+    SqlResult out;
+    bool done = false;
+    REQUIRE(backend->transaction({{"UPDATE users SET note = :note WHERE id = :id",
+                                   {null(":note"), integer(":id", "3")},
+                                   0,
+                                   0}},
+                                 [&](SqlResult&& res) {
+                                   out = std::move(res);
+                                   done = true;
+                                 }));
+    REQUIRE(loop.runUntil([&] { return done; }));
+    return out;
+  }();
+  CHECK_MESSAGE(r.ok, r.error);
+  CHECK(r.changes == 1);
+
+  r = runQuery(
+      loop, backend,
+      {"SELECT id, typeof(name), typeof(note) FROM users WHERE id >= 3 ORDER BY id", {}, 0, 0});
+  REQUIRE(r.ok);
+  REQUIRE(r.rows.size() == 4);
+  const char* expected[4][2] = {
+      {"text", "null"}, {"text", "null"}, {"null", "text"}, {"text", "text"}};
+  const int64_t ids[4] = {3, 10, 11, 12};
+  for (size_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK(r.rows[i][0].integer == ids[i]);
+    CHECK(r.rows[i][1].bytes == expected[i][0]);
+    CHECK(r.rows[i][2].bytes == expected[i][1]);
+  }
+  closeBackend(loop, backend);
+}
+
 }  // namespace
 }  // namespace readthru::backends
