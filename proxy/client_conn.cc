@@ -399,6 +399,11 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
       // The command runs inside a script that also queues its keys: forwarded in that form.
       countWrites(plan);
       std::string wrapped = WriteBehind::wrap(plan, cmd.argv);
+      if ((plan.op == WritePlan::Op::kHset || plan.op == WritePlan::Op::kHdel) && !in_multi_ &&
+          server_->loaders()->find(plan.items.front().key) != nullptr) {
+        // The hash may not be cached: see write_through.h.
+        return startHeldWrite(cmd, d, std::move(plan), std::move(wrapped));
+      }
       resp::Command as_script = cmd;
       as_script.raw = wrapped;
       as_script.is_inline = false;
@@ -413,6 +418,18 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
                            plan.items.front().writer->name()));
     return WriteDispatch::kDone;
   }
+  std::string request;
+  if (cmd.is_inline) {
+    encodeInline(cmd, &request);
+  } else {
+    request.assign(cmd.raw);
+  }
+  return startHeldWrite(cmd, d, std::move(plan), std::move(request));
+}
+
+ClientConn::WriteDispatch ClientConn::startHeldWrite(const resp::Command& cmd,
+                                                     const RouteDecision& d, WritePlan&& plan,
+                                                     std::string&& request) {
   // Earlier requests still unanswered (a load, say) must not see this write: it waits for them.
   for (ReplySlot* s = head_; s != nullptr; s = s->next_) {
     if (!s->done_) return WriteDispatch::kWait;
@@ -424,12 +441,6 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
   // Nothing else of this client goes upstream until the write is answered.
   ++inflight_;
   inflight_conn_ = nullptr;
-  std::string request;
-  if (cmd.is_inline) {
-    encodeInline(cmd, &request);
-  } else {
-    request.assign(cmd.raw);
-  }
   auto* w = new WriteThroughRequest(server_, s, std::move(plan), std::move(request), expect_reply);
   w->start();
   server_->flusher()->mark(this);

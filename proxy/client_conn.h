@@ -26,6 +26,7 @@
 #include "backends/upstream_conn.h"
 #include "proxy/command_router.h"
 #include "proxy/reply_slot.h"
+#include "proxy/write_plan.h"
 #include "resp/byte_buffer.h"
 #include "resp/request_parser.h"
 
@@ -96,6 +97,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   enum class WriteDispatch : uint8_t { kDone, kForward, kWait };
   WriteDispatch dispatchWrite(const resp::Command& cmd, const RouteDecision& d,
                               backends::UpstreamConn* target);
+  // A write whose reply waits on more than Redis (write_through.h); `request` goes upstream.
+  WriteDispatch startHeldWrite(const resp::Command& cmd, const RouteDecision& d, WritePlan&& plan,
+                               std::string&& request);
   // Sends a request of readthru's own (HELLO, CLIENT SETNAME) to the pinned connection; its
   // reply, if Redis gives one, is dropped.
   void sendToPinned(std::string_view request);

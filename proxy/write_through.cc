@@ -32,7 +32,8 @@ WriteThroughRequest::WriteThroughRequest(Server* server, ReplySlot* slot, WriteP
       slot_(slot),
       plan_(std::move(plan)),
       request_(std::move(request)),
-      answer_(answer) {
+      answer_(answer),
+      behind_(plan_.kind == WritePlan::Kind::kBehind) {
   ++g_live;
 }
 
@@ -44,6 +45,10 @@ backends::UpstreamConn* WriteThroughRequest::conn() {
 }
 
 void WriteThroughRequest::start() {
+  if (behind_) {
+    preRead();  // only hash writes come here: does Redis hold the hash?
+    return;
+  }
   countWrites(plan_);
   if (plan_.nx || plan_.xx || plan_.op == WritePlan::Op::kHset ||
       plan_.op == WritePlan::Op::kHdel) {
@@ -113,6 +118,7 @@ void WriteThroughRequest::onPreRead(bool failed) {
       }
     }
   }
+  if (behind_ && !fields.empty()) return writeRedis();
   if (fields.empty()) {
     Loader* loader = server_->loaders()->find(plan_.items.front().key);
     if (loader != nullptr && loader->isHash()) {
@@ -120,6 +126,7 @@ void WriteThroughRequest::onPreRead(bool failed) {
       return;
     }
   }
+  if (behind_) return writeRedis();
   WriteState& state = plan_.items.front().state;
   state.fields = applyHashChange(plan_, std::move(fields));
   state.kind = state.fields.empty() ? WriteState::Kind::kDeleted : WriteState::Kind::kHash;
@@ -137,6 +144,11 @@ void WriteThroughRequest::loadBase() {
         LoadedValue v = loader->decode(std::move(r));
         if (v.kind == LoadedValue::Kind::kError) return finishError(v.error);
         if (slot_->client_ == nullptr) return finishEarly({});
+        if (behind_) {
+          base_ = std::move(v);
+          writeRedis();
+          return;
+        }
         WriteState& state = plan_.items.front().state;
         state.fields = applyHashChange(plan_, v.fields);
         for (auto& [f, value] : v.fields) {
@@ -199,6 +211,14 @@ void WriteThroughRequest::writeRedis() {
     slot_ = nullptr;
     c->send(request_, this);
     return;
+  }
+  if (base_.kind == LoadedValue::Kind::kValue && !base_.fields.empty()) {
+    // Write-behind records the hash Redis holds after the command: put the row there first, so
+    // what is queued is the whole row, and the reply is as if Redis had held it all along.
+    Loader* loader = server_->loaders()->find(plan_.items.front().key);
+    std::string fill;
+    loader->encodeFill(plan_.items.front().key, base_, loader->config().ttl_ms, &fill);
+    c->send(fill, nullptr);
   }
   slot_->held_ = false;
   slot_->awaiting_ = true;

@@ -10,6 +10,10 @@
 //               a Redis error after the database committed: DEL the keys (no stale value stays)
 //               a hash Redis did not hold: the rest of the loader's row follows, in one HSET
 //
+// Write-behind hash writes (HSET, HDEL) on a key a hash loader serves come here too, with the
+// command already wrapped (write_behind.h) and no database part: when Redis holds no hash, the
+// loader's row is put in Redis first, so the state queued for the database is the whole row.
+//
 // The client's slot is held from dispatch, and the client sends nothing else upstream until this
 // write's reply is in (ClientConn's ordering barrier), so a pipelined GET after it sees it.
 // Ownership: owns itself, frees itself when done; a client that goes away meanwhile does not stop
@@ -22,6 +26,7 @@
 #include "backends/reply_target.h"
 #include "backends/sqlite_backend.h"
 #include "backends/upstream_conn.h"
+#include "proxy/loader.h"
 #include "proxy/slot_interceptor.h"
 #include "proxy/write_plan.h"
 
@@ -75,6 +80,8 @@ class WriteThroughRequest final : public SlotInterceptor, public backends::Reply
   std::vector<std::pair<std::string, std::string>> base_rest_;
   bool db_written_ = false;
   bool answer_;
+  bool behind_;
+  LoadedValue base_;  // write-behind: the loader's row, when Redis held no hash
 };
 
 }  // namespace readthru
