@@ -275,30 +275,40 @@ class ConfigReader {
       l.where = where(path_, t.source());
       context_.clear();
       if (!readName(t, "loader", &l.name)) return;
-      readTable(t, {
-                       {"name", [](const toml::node&) { return true; }},
-                       {"key", str(&l.key)},
-                       {"backend", str(&l.backend)},
-                       {"query", str(&l.query)},
-                       {"type",
-                        [this, &l](const toml::node& n) {
-                          auto s = n.value<std::string>();
-                          if (s && n.is_string() && *s == "string") {
-                            l.type = LoaderType::kString;
-                          } else if (s && n.is_string() && *s == "json") {
-                            l.type = LoaderType::kJson;
-                          } else if (s && n.is_string() && *s == "hash") {
-                            l.type = LoaderType::kHash;
-                          } else {
-                            return bad(n, "must be \"string\", \"json\" or \"hash\"");
-                          }
-                          return true;
-                        }},
-                       {"ttl", duration(&l.ttl_ms)},
-                       {"jitter", duration(&l.jitter_ms)},
-                       {"negative_ttl", duration(&l.negative_ttl_ms)},
-                       {"timeout", duration(&l.timeout_ms)},
-                   });
+      readTable(t,
+                {
+                    {"name", [](const toml::node&) { return true; }},
+                    {"key", str(&l.key)},
+                    {"backend", str(&l.backend)},
+                    {"query", str(&l.query)},
+                    {"type",
+                     [this, &l](const toml::node& n) {
+                       auto s = n.value<std::string>();
+                       if (s && n.is_string() && *s == "string") {
+                         l.type = LoaderType::kString;
+                       } else if (s && n.is_string() && *s == "json") {
+                         l.type = LoaderType::kJson;
+                       } else if (s && n.is_string() && *s == "hash") {
+                         l.type = LoaderType::kHash;
+                       } else {
+                         return bad(n, "must be \"string\", \"json\" or \"hash\"");
+                       }
+                       return true;
+                     }},
+                    {"ttl", duration(&l.ttl_ms)},
+                    {"jitter", duration(&l.jitter_ms)},
+                    {"negative_ttl", duration(&l.negative_ttl_ms)},
+                    {"timeout", duration(&l.timeout_ms)},
+                    {"refresh_ahead",
+                     [this, &l](const toml::node& n) {
+                       auto v = n.value<double>();
+                       if (!v || !(n.is_floating_point() || n.is_integer()) || *v < 0 || *v >= 1) {
+                         return bad(n, "must be a fraction of the TTL, from 0 (off) to below 1");
+                       }
+                       l.refresh_ahead = *v;
+                       return true;
+                     }},
+                });
       if (!error_.empty()) return;
       for (const char* required : {"key", "backend", "query"}) {
         if (t.get(required) == nullptr) {
@@ -329,6 +339,11 @@ class ConfigReader {
       }
       if (l.timeout_ms == 0) {
         fail(t.get("timeout")->source(), "'timeout' must be more than 0");
+        return;
+      }
+      if (l.refresh_ahead > 0 && (l.ttl_ms == 0 || l.type == LoaderType::kHash)) {
+        fail(t.get("refresh_ahead")->source(),
+             "'refresh_ahead' needs a 'ttl' and a string or json loader");
         return;
       }
     }

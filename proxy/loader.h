@@ -46,6 +46,7 @@ struct LoaderStats {
   uint64_t rejected = 0;       // loads refused because the backend's queue was full
   uint64_t superseded = 0;     // loads not written to Redis because the key was written meanwhile
   uint64_t fills = 0;          // values written to Redis
+  uint64_t refreshes = 0;      // values reloaded ahead of their expiry (refresh_ahead)
   LatencyHistogram latency;    // of loads that completed, from queueing to the result
 };
 

@@ -137,6 +137,7 @@ ReadThrough::~ReadThrough() {
 
 void ReadThrough::noteKeyWritten(std::string_view key) {
   negative_.erase(key);
+  forgetRefresh(key);
   if (Flight* f = flights_.find(key)) supersede(f);
 }
 
@@ -146,6 +147,7 @@ void ReadThrough::noteWrite(const std::vector<std::string_view>& argv,
   auto touch = [this](std::string_view key) { noteKeyWritten(key); };
   if (info == k.flushall || info == k.flushdb || info == k.swapdb) {
     negative_.clear();
+    refresh_at_.clear();
     std::vector<Flight*> all;
     flights_.forEach([&all](Flight* f) { all.push_back(f); });
     for (Flight* f : all) supersede(f);
@@ -183,6 +185,7 @@ void ReadThrough::miss(ReadThroughRequest* request, size_t index, Loader* loader
   }
   if (Flight* f = flights_.find(key)) {
     ++stats.coalesced;
+    f->refresh = false;  // the value expired meanwhile: an ordinary fill, for everyone
     if (f->loaded) {
       request->onLoaded(index, f->result);  // being filled: Redis may not have it yet
     } else {
@@ -293,6 +296,11 @@ void ReadThrough::complete(Flight* f, LoadedValue&& value) {
     release(f);
     return;
   }
+  if (f->refresh && v.kind != LoadedValue::Kind::kValue) {
+    // The row is gone (or the load failed): the cached value simply expires as it would have.
+    release(f);
+    return;
+  }
   if (v.kind == LoadedValue::Kind::kAbsent && f->loader->config().negative_ttl_ms > 0) {
     negative_.insert(f->key, uv_now(loop_) + f->loader->config().negative_ttl_ms);
   }
@@ -310,10 +318,68 @@ void ReadThrough::fill(Flight* f) {
     return;
   }
   std::string request;
-  f->loader->encodeFill(f->key, f->result, f->loader->pickTtlMs(rng_), &request);
-  ++f->loader->stats().fills;
+  uint64_t ttl = f->loader->pickTtlMs(rng_);
+  if (f->refresh) {
+    // Only over the value the refresh started from: a newer write wins.
+    resp::ReplyEncoder e(&request, 2);
+    // And only while the key still runs out within the refresh window: a value written since
+    // with a TTL of its own (or none) is not readthru's to reload.
+    const LoaderConfig& lc = f->loader->config();
+    auto window =
+        static_cast<uint64_t>(static_cast<double>(lc.ttl_ms + lc.jitter_ms) * lc.refresh_ahead);
+    e.arrayHeader(8);
+    e.bulk("EVAL");
+    e.bulk(
+        "local left = redis.call('PTTL', KEYS[1]) "
+        "if redis.call('GET', KEYS[1]) == ARGV[1] and left > 0 and left <= tonumber(ARGV[4]) "
+        "then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0");
+    e.bulk("1");
+    e.bulk(f->key);
+    e.bulk(f->old);
+    e.bulk(f->result.value);
+    e.bulk(std::to_string(ttl));
+    e.bulk(std::to_string(window + 1000));
+    ++f->loader->stats().refreshes;
+  } else {
+    f->loader->encodeFill(f->key, f->result, ttl, &request);
+    ++f->loader->stats().fills;
+  }
+  if (f->loader->config().refresh_ahead > 0) {
+    constexpr size_t kMaxTracked = 100000;
+    uint64_t due = uv_now(loop_) + static_cast<uint64_t>(static_cast<double>(ttl) *
+                                                         (1.0 - f->loader->config().refresh_ahead));
+    if (refresh_at_.size() < kMaxTracked || refresh_at_.count(f->key) > 0) {
+      refresh_at_[f->key] = due;
+    }
+  }
   f->filling = true;
   conn->send(request, new FillTarget(this, f));
+}
+
+void ReadThrough::forgetRefresh(std::string_view key) {
+  if (refresh_at_.empty()) return;
+  auto it = refresh_at_.find(key);
+  if (it != refresh_at_.end()) refresh_at_.erase(it);
+}
+
+void ReadThrough::hit(Loader* loader, std::string_view key, std::string_view value) {
+  if (closed_ || loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return;
+  auto it = refresh_at_.find(key);
+  if (it == refresh_at_.end() || uv_now(loop_) < it->second) return;
+  refresh_at_.erase(it);  // one refresh per fill; the refresh's own fill schedules the next
+  if (flights_.find(key) != nullptr) return;
+  auto* f = new Flight;
+  ++g_live_flights;
+  f->loader = loader;
+  f->key = std::string(key);
+  f->refresh = true;
+  f->old = std::string(value);
+  f->queued_us = nowUs();
+  flights_.insert(f);
+  f->deadline = deadlines_.emplace(uv_now(loop_) + loader->config().timeout_ms, f);
+  f->has_deadline = true;
+  if (f->deadline == deadlines_.begin()) armTimer();
+  startQuery(f);
 }
 
 void ReadThrough::onFilled(Flight* f) {

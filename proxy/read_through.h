@@ -21,6 +21,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "backends/reply_target.h"
@@ -71,6 +72,10 @@ class ReadThrough {
   // Misses on keys of write-behind writers ask it for a pending state first.
   void setWriteBehind(WriteBehind* wb) { write_behind_ = wb; }
 
+  // A GET hit on `key` with value `value` (refresh_ahead loaders): reloads it in the background
+  // when its TTL is nearly over.
+  void hit(Loader* loader, std::string_view key, std::string_view value);
+
   // A request that has finished, for reuse.
   void recycle(ReadThroughRequest* request);
 
@@ -91,6 +96,7 @@ class ReadThrough {
   void fill(Flight* f);
   void onFilled(Flight* f);
   void release(Flight* f);  // frees `f` once nothing refers to it
+  void forgetRefresh(std::string_view key);
   void supersede(Flight* f);
   void armTimer();
   void onTimer();
@@ -107,6 +113,13 @@ class ReadThrough {
   std::mt19937_64 rng_;
   uint64_t fill_seq_ = 0;                   // spreads fills over the shared connections
   std::vector<ReadThroughRequest*> spare_;  // finished requests, reused by intercept()
+  // Refresh-ahead: when this process's fills of refresh_ahead keys become due for a reload
+  // (loop ms). Bounded; a key not tracked just expires and is loaded on its next miss.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> refresh_at_;
   bool closed_ = false;
 };
 

@@ -57,7 +57,11 @@ void ReadThroughRequest::onReply(ReplySlot* slot) {
   switch (op_) {
     case Op::kGet:
       if (isNil(reply_)) return loadMissing({0});
-      if (!error) ++keys_[0].loader->stats().hits;
+      if (!error) {
+        ++keys_[0].loader->stats().hits;
+        std::string_view value;
+        if (resp::bulkPayload(reply_, &value)) engine_->hit(keys_[0].loader, keys_[0].name, value);
+      }
       break;
     case Op::kHgetall:
       if (isEmptyAggregate(reply_)) return loadMissing({0});

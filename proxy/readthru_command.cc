@@ -29,6 +29,7 @@ std::vector<Counter> loaderCounters(const LoaderStats& s) {
       {"rejected", s.rejected},
       {"superseded", s.superseded},
       {"fills", s.fills},
+      {"refreshes", s.refreshes},
       {"load_p50_us", s.latency.percentile(0.5)},
       {"load_p99_us", s.latency.percentile(0.99)},
       {"load_p999_us", s.latency.percentile(0.999)},

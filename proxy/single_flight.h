@@ -48,6 +48,10 @@ struct Flight {
   bool superseded = false;  // a write came while loading: never written to Redis
   bool abandoned = false;   // timed out: the waiters had their error; the result is dropped
   bool filling = false;     // the fill request is on its way to Redis
+  // Refresh-ahead: a reload nobody waits for, of a value Redis still holds (`old`). Its fill
+  // replaces that value only if it is still the one in Redis.
+  bool refresh = false;
+  std::string old;
 };
 
 class SingleFlight {

@@ -42,8 +42,8 @@ COUNTERS = STAT_FIELDS[:10]
 def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
     # A JSON string is a TOML basic string (json.dumps never writes "\/").
     return json.dumps(str(value), ensure_ascii=False)
 
