@@ -249,8 +249,10 @@ void WriteThroughRequest::onReply(ReplySlot* slot) {
 
 void WriteThroughRequest::cleanUpAfter(std::string_view reply) {
   bool failed = !reply.empty() && reply[0] == '-';
-  // A failed Redis write after the database committed: drop the key, the next read loads the row.
-  if (!db_written_ || !failed) return;
+  // A failed Redis write after the database committed, or an NX/XX condition that another client
+  // made fail after readthru checked it: drop the key, the next read loads the row.
+  bool lost_race = (plan_.nx || plan_.xx) && resp::isNilReply(reply);
+  if (!db_written_ || !(failed || lost_race)) return;
   backends::UpstreamConn* c = conn();
   if (c == nullptr) return;
   std::string del;
