@@ -213,6 +213,17 @@ ttl = "5s"
 jitter = "1s"
 timeout = "5s"
 
+# The same hot keys with refresh-ahead: reloaded in the background before they expire.
+[[loaders]]
+name = "hotr"
+key = "hotr:{id:int}"
+backend = "main"
+query = "$HOT_SQL"
+ttl = "5s"
+jitter = "1s"
+timeout = "5s"
+refresh_ahead = 0.2
+
 [[loaders]]
 name = "user"
 key = "user:{id}"
@@ -273,20 +284,24 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------- 1. stampede
 if only stampede; then
   modes=(recipe)
-  [ "$HAVE_RT" = 1 ] && modes=(recipe readthru)
+  [ "$HAVE_RT" = 1 ] && modes=(recipe readthru refresh)
   for round in $(seq 1 "$ROUNDS"); do
    for think in ${THINK_US//,/ }; do
     for ((k = 0; k < ${#modes[@]}; k++)); do
       mode=${modes[$(((k + round - 1) % ${#modes[@]}))]}
       flush
-      if [ "$mode" = readthru ]; then port=$RT_PORT; else port=$REDIS_PORT; fi
+      if [ "$mode" = recipe ]; then port=$REDIS_PORT; else port=$RT_PORT; fi
+      # refresh: readthru's loader with refresh_ahead, on keys of their own
+      lmode=$mode loader=hot prefix=hot:
+      [ "$mode" = refresh ] && lmode=readthru loader=hotr prefix=hotr:
       r0=$(cpu_ticks "$REDIS_PID"); p0=NA; [ -n "$RT_PID" ] && p0=$(cpu_ticks "$RT_PID")
-      out=$(timeout "$RUN_TIMEOUT" nice -n "$CLIENT_NICE" "$LOADGEN" stampede --mode "$mode" --port "$port" \
-              --redis-port "$REDIS_PORT" --stats-port "$([ "$mode" = readthru ] && echo "$RT_PORT" || echo 0)" \
-              --db "$TMP/demo.db" --sql "$HOT_SQL" --loader hot --prefix hot: --keys "$HOT_KEYS" \
+      out=$(timeout "$RUN_TIMEOUT" nice -n "$CLIENT_NICE" "$LOADGEN" stampede --mode "$lmode" --port "$port" \
+              --redis-port "$REDIS_PORT" --stats-port "$([ "$mode" = recipe ] && echo 0 || echo "$RT_PORT")" \
+              --db "$TMP/demo.db" --sql "$HOT_SQL" --loader "$loader" --prefix "$prefix" --keys "$HOT_KEYS" \
               --clients "$CLIENTS" --duration "$DURATION" --ttl-ms 5000 --jitter-ms 1000 \
               --lock-ex 5 --retry-ms 100 --think-us "$think" 2>>"$TMP/loadgen.err")
       rc=$?
+      [ "$mode" = refresh ] && out=${out/\"mode\":\"readthru\"/\"mode\":\"refresh\"}
       r1=$(cpu_ticks "$REDIS_PID"); p1=NA; [ -n "$RT_PID" ] && p1=$(cpu_ticks "$RT_PID")
       if [ $rc -ne 0 ] || [ -z "$out" ]; then
         echo "$PROG: WARNING: stampede round $round think ${think}us $mode failed (rc=$rc): $(tail -n 2 "$TMP/loadgen.err")" >&2
