@@ -82,15 +82,29 @@ std::vector<backends::UpstreamConn*>& UpstreamPool::conns(int protocol) {
 
 void UpstreamPool::start() { conns(2); }
 
+namespace {
+
+// A first connect is worth waiting for; a reconnect after a failure is not: the request would
+// only wait for the next error, and "upstream unavailable" now is the better answer.
+bool usable(const backends::UpstreamConn* c) {
+  return c->state() == backends::UpstreamConn::State::kReady ||
+         (c->state() == backends::UpstreamConn::State::kConnecting && !c->retrying());
+}
+
+}  // namespace
+
+backends::UpstreamConn* UpstreamPool::service() {
+  if (service_ == nullptr) {
+    service_ = new backends::UpstreamConn(loop_, flusher_, options(2), this);
+    service_->connect();
+  }
+  return usable(service_) ? service_ : nullptr;
+}
+
 backends::UpstreamConn* UpstreamPool::shared(uint64_t client_id, int protocol) {
   auto& v = conns(protocol);
   backends::UpstreamConn* c = v[client_id % v.size()];
-  // A first connect is worth waiting for; a reconnect after a failure is not: the request would
-  // only wait for the next error, and "upstream unavailable" now is the better answer.
-  if (c->state() == backends::UpstreamConn::State::kReady ||
-      (c->state() == backends::UpstreamConn::State::kConnecting && !c->retrying())) {
-    return c;
-  }
+  if (usable(c)) return c;
   // Another connection of the set may still be up.
   for (auto* other : v) {
     if (other->state() == backends::UpstreamConn::State::kReady) return other;
@@ -166,6 +180,8 @@ void UpstreamPool::close() {
   for (auto* c : resp2_) c->close();
   for (auto* c : resp3_) c->close();
   for (auto* c : idle_pinned_) c->close();
+  if (service_ != nullptr) service_->close();
+  service_ = nullptr;
   idle_pinned_.clear();
   resp2_.clear();
   resp3_.clear();

@@ -29,6 +29,10 @@ class UpstreamPool final : public backends::UpstreamConn::Listener {
   void start();
   // The shared connection for a client; nullptr when the upstream is unavailable.
   backends::UpstreamConn* shared(uint64_t client_id, int protocol);
+  // readthru's own background connection (write-behind flushers): RESP2, reconnecting, shared
+  // with no client, so its requests never queue behind clients' pipelines. nullptr while the
+  // upstream is unavailable.
+  backends::UpstreamConn* service();
   // A dedicated connection (an idle one when it fits, else a new one); the caller owns it until
   // it hands it back with release().
   backends::UpstreamConn* pinned(int protocol, int db, const std::string& client_name,
@@ -53,6 +57,7 @@ class UpstreamPool final : public backends::UpstreamConn::Listener {
   std::vector<backends::UpstreamConn*> resp2_;
   std::vector<backends::UpstreamConn*> resp3_;        // opened on the first RESP3 client
   std::vector<backends::UpstreamConn*> idle_pinned_;  // dedicated connections kept for reuse
+  backends::UpstreamConn* service_ = nullptr;         // opened on first use
   UpstreamIdentity identity_;
   std::unique_ptr<IdentityProbe> probe_;
   bool was_down_ = false;

@@ -193,7 +193,8 @@ class WriteBehind::Flusher {
     std::optional<std::string> state;  // from the pending hash; nullopt: already written
   };
 
-  backends::UpstreamConn* conn() { return owner_->pool_->shared(0, 2); }
+  // Not a shared connection: a batch's round trips must not wait behind clients' pipelines.
+  backends::UpstreamConn* conn() { return owner_->pool_->service(); }
 
   void schedule(uint64_t delay_ms) {
     if (closed_) return;
@@ -212,6 +213,11 @@ class WriteBehind::Flusher {
     if (draining_) {
       if (more) {
         cycle();
+        return;
+      }
+      if (failed) {
+        // Keep trying until the queue is written or the shutdown deadline abandons the drain.
+        schedule(std::min<uint64_t>(w_->config().flush_interval_ms, 200));
         return;
       }
       draining_ = false;
