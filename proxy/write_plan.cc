@@ -65,7 +65,7 @@ bool validExpiry(std::string_view arg, Expiry unit) {
 // SET's options as Redis 7 accepts them (parseExtendedStringArgumentsOrReply): a flag may be
 // repeated, conflicting ones may not (NX with XX, two kinds of expiry, KEEPTTL with an expiry);
 // false for anything Redis would refuse.
-bool setOptions(const std::vector<std::string_view>& argv, bool* nx, bool* xx) {
+bool setOptions(const std::vector<std::string_view>& argv, bool* nx, bool* xx, bool* get) {
   int expire = 0;  // 1 EX, 2 PX, 3 EXAT, 4 PXAT, 5 KEEPTTL
   std::string_view expire_arg;
   Expiry expire_unit = Expiry::kSeconds;
@@ -77,6 +77,7 @@ bool setOptions(const std::vector<std::string_view>& argv, bool* nx, bool* xx) {
     } else if (equalsIgnoreCase(o, "xx") && !*nx) {
       *xx = true;
     } else if (equalsIgnoreCase(o, "get")) {
+      *get = true;
     } else if (equalsIgnoreCase(o, "keepttl") && kind(5)) {
       expire = 5;
     } else if (i + 1 < argv.size() &&
@@ -118,7 +119,7 @@ WritePlan planWrite(CacheRegistry* registry, const std::vector<std::string_view>
   };
   bool known_write = true;
   if (info == k.set) {
-    if (n < 3 || !setOptions(argv, &plan.nx, &plan.xx)) return plan;
+    if (n < 3 || !setOptions(argv, &plan.nx, &plan.xx, &plan.get)) return plan;
     add(argv[1], Kind::kString, argv[2]);
   } else if (info == k.setex || info == k.psetex) {
     if (n != 4 || !validExpiry(argv[2], info == k.setex ? Expiry::kSeconds : Expiry::kMillis)) {

@@ -42,6 +42,7 @@ struct WritePlan {
   std::vector<Item> items;  // one per writer key the command writes, in command order
   bool nx = false;          // SET ... NX
   bool xx = false;          // SET ... XX
+  bool get = false;         // SET ... GET
   std::vector<std::pair<std::string, std::string>> set_fields;  // HSET, HMSET
   std::vector<std::string> del_fields;                          // HDEL
 };

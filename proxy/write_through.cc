@@ -251,7 +251,10 @@ void WriteThroughRequest::cleanUpAfter(std::string_view reply) {
   bool failed = !reply.empty() && reply[0] == '-';
   // A failed Redis write after the database committed, or an NX/XX condition that another client
   // made fail after readthru checked it: drop the key, the next read loads the row.
-  bool lost_race = (plan_.nx || plan_.xx) && resp::isNilReply(reply);
+  // SET NX answers nil when it did not set (with GET: the old value); SET XX answers nil when
+  // it did not set, GET or not.
+  bool nil = resp::isNilReply(reply);
+  bool lost_race = !failed && ((plan_.xx && nil) || (plan_.nx && (plan_.get ? !nil : nil)));
   if (!db_written_ || !(failed || lost_race)) return;
   backends::UpstreamConn* c = conn();
   if (c == nullptr) return;
