@@ -75,6 +75,45 @@ void encodeInline(const resp::Command& cmd, std::string* req) {
   for (auto a : cmd.argv) e.bulk(a);
 }
 
+// The command's bytes as they go upstream.
+std::string request(const resp::Command& cmd) {
+  std::string out;
+  if (cmd.is_inline) {
+    encodeInline(cmd, &out);
+  } else {
+    out.assign(cmd.raw);
+  }
+  return out;
+}
+
+// EXEC's reply to a write-behind transaction (write_behind.h) holds the client's reply first:
+// that element is what the client gets. An error instead of the array (EXECABORT: Redis refused
+// a part, out of memory say) goes to the client as it is.
+class ExecFirstReply final : public SlotInterceptor {
+ public:
+  void onReply(ReplySlot* slot) override {
+    std::string reply;
+    reply.swap(slot->data_);
+    std::string_view r = reply;
+    size_t eol = r.find("\r\n");
+    if (!r.empty() && r[0] == '*' && eol != std::string_view::npos && eol + 2 < r.size()) {
+      std::string_view rest = r.substr(eol + 2);
+      size_t end = rest.find("\r\n");
+      if (end != std::string_view::npos) {
+        end += 2;
+        if (rest[0] == '$') {
+          int64_t len = 0;
+          if (parseInt(rest.substr(1, end - 3), &len) && len >= 0)
+            end += static_cast<size_t>(len) + 2;
+        }
+        reply = std::string(rest.substr(0, std::min(end, rest.size())));
+      }
+    }
+    slot->finishHeld(std::move(reply));
+    delete this;
+  }
+};
+
 }  // namespace
 
 struct ClientConn::WriteReq {
@@ -396,18 +435,31 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
       }
       return WriteDispatch::kDone;
     case WritePlan::Kind::kBehind: {
-      // The command runs inside a script that also queues its keys: forwarded in that form.
       countWrites(plan);
-      std::string wrapped = WriteBehind::wrap(plan, cmd.argv);
       if ((plan.op == WritePlan::Op::kHset || plan.op == WritePlan::Op::kHdel) && !in_multi_ &&
           server_->loaders()->find(plan.items.front().key) != nullptr) {
         // The hash may not be cached: see write_through.h.
-        return startHeldWrite(cmd, d, std::move(plan), std::move(wrapped));
+        return startHeldWrite(cmd, d, std::move(plan), WriteBehind::wrap(plan, cmd.argv));
       }
+      // A write: read-through hears of it (nothing intercepts the reply of a write).
+      (void)interceptorFor(cmd, d);
+      if (reply_mode_ == ReplyMode::kOn && !in_multi_) {
+        if (auto parts = WriteBehind::transaction(plan, cmd.argv, request(cmd))) {
+          // Every part but EXEC answers something the client never sees.
+          for (size_t i = 0; i + 1 < parts->size(); ++i) target->send((*parts)[i], nullptr);
+          resp::Command exec = cmd;
+          exec.raw = parts->back();
+          exec.is_inline = false;
+          forward(exec, d, target, new ExecFirstReply());
+          return WriteDispatch::kDone;
+        }
+      }
+      // Otherwise the command runs inside a script that also queues its keys.
+      std::string wrapped = WriteBehind::wrap(plan, cmd.argv);
       resp::Command as_script = cmd;
       as_script.raw = wrapped;
       as_script.is_inline = false;
-      forward(as_script, d, target, interceptorFor(cmd, d));
+      forward(as_script, d, target, nullptr);
       return WriteDispatch::kDone;
     }
     case WritePlan::Kind::kThrough:
@@ -418,13 +470,7 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
                            plan.items.front().writer->name()));
     return WriteDispatch::kDone;
   }
-  std::string request;
-  if (cmd.is_inline) {
-    encodeInline(cmd, &request);
-  } else {
-    request.assign(cmd.raw);
-  }
-  return startHeldWrite(cmd, d, std::move(plan), std::move(request));
+  return startHeldWrite(cmd, d, std::move(plan), request(cmd));
 }
 
 ClientConn::WriteDispatch ClientConn::startHeldWrite(const resp::Command& cmd,

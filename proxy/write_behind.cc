@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 
+#include "proxy/command_router.h"
 #include "proxy/log.h"
 #include "proxy/upstream_call.h"
 #include "proxy/upstream_pool.h"
@@ -157,6 +158,36 @@ std::string WriteBehind::wrap(const WritePlan& plan, const std::vector<std::stri
   }
   for (std::string_view a : argv) e.bulk(a);
   return out;
+}
+
+std::optional<std::vector<std::string>> WriteBehind::transaction(
+    const WritePlan& plan, const std::vector<std::string_view>& argv, std::string_view raw) {
+  if (plan.op == WritePlan::Op::kHset || plan.op == WritePlan::Op::kHdel || plan.nx || plan.xx) {
+    return std::nullopt;
+  }
+  if (equalsIgnoreCase(argv[0], "set")) {
+    for (size_t i = 3; i < argv.size(); ++i) {
+      // SET ... GET answers the old value, and fails on a key of another type: the script
+      // decides.
+      if (equalsIgnoreCase(argv[i], "get")) return std::nullopt;
+    }
+  }
+  auto command = [](std::initializer_list<std::string_view> args) {
+    std::string out;
+    resp::ReplyEncoder e(&out, 2);
+    e.arrayHeader(args.size());
+    for (std::string_view a : args) e.bulk(a);
+    return out;
+  };
+  std::vector<std::string> parts;
+  parts.push_back(command({"MULTI"}));
+  parts.emplace_back(raw);
+  for (const auto& item : plan.items) {
+    parts.push_back(command({"HSET", pendingKey(*item.writer), item.key, encodeState(item.state)}));
+    parts.push_back(command({"XADD", streamKey(*item.writer), "*", "k", item.key}));
+  }
+  parts.push_back(command({"EXEC"}));
+  return parts;
 }
 
 // One writer's flusher: a cycle every flush_interval while it holds the lease.

@@ -53,6 +53,12 @@ class WriteBehind {
   // The request that runs the client's command `argv` and queues the plan's keys, atomically;
   // its reply is the command's own.
   static std::string wrap(const WritePlan& plan, const std::vector<std::string_view>& argv);
+  // The cheaper form for writes whose outcome the arguments alone decide (SET without NX, XX or
+  // GET; SETEX; PSETEX; MSET; DEL; UNLINK): MULTI, the command, HSET of each key's state, an
+  // XADD per key, EXEC (in that order; nullopt for other writes). No script runs: Redis does a
+  // fraction of the work. The client's reply is the first element of EXEC's.
+  static std::optional<std::vector<std::string>> transaction(
+      const WritePlan& plan, const std::vector<std::string_view>& argv, std::string_view raw);
   // The state a key has pending for its writer's database, if any (nullopt when none, or when
   // Redis could not be asked: `asked` false).
   void pendingState(Writer* w, std::string_view key,
