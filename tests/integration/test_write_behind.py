@@ -17,6 +17,7 @@ flusher's lease live there); every test uses its own keys.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -456,6 +457,37 @@ def test_kill_9_during_a_write_load_loses_no_acknowledged_write(make_ws):
         client.close()
 
 
+def test_entries_a_killed_flusher_had_read_are_claimed_by_the_next_process(make_ws):
+    """Entries delivered to a flusher (pending in the consumer group, not acknowledged) when it is
+    killed are claimed and written by the next process once the dead one's lease expires."""
+    ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
+                                 flush_interval=FLUSH, timeout="300ms")])
+    expected = {f"p{i}": f"v{i}" for i in range(30)}
+    d_r = ws.direct.client()
+    try:
+        with WriteGate(ws.db_path):
+            client = ws.endpoint.client()
+            try:
+                for key, value in expected.items():
+                    assert client.set(f"wk:{key}", value) is True
+            finally:
+                client.close()
+            wait_for(lambda: ws.writer_stats("wk")["retries"] > 0, DRAIN_TIMEOUT,
+                     "a flush to fail on the locked database")
+            pending = d_r.xpending("readthru:wb:wk", "readthru")["pending"]
+            assert pending > 0, "the failed batch's entries are not pending in the group"
+            ws.kill9()
+        ws.restart()
+        took = wait_rows(ws, "p", expected)
+        print(f"\n{pending} entries pending for the killed flusher; written {took:.2f}s after "
+              "the restart")
+        wait_for(lambda: d_r.xpending("readthru:wb:wk", "readthru")["pending"] == 0, 30,
+                 "the claimed entries to be acknowledged")
+        ws.wait_drained("wk")
+    finally:
+        d_r.close()
+
+
 def test_sigterm_flushes_what_is_queued(make_ws):
     ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
                                  flush_interval="20s")])
@@ -486,6 +518,71 @@ def test_sigterm_flushes_what_is_queued(make_ws):
         assert d_r.xlen("readthru:wb:wk") == 0
     finally:
         d_r.close()
+
+
+def test_sigterm_with_the_database_locked_exits_and_the_next_process_flushes(make_ws):
+    """SIGTERM while the database cannot be written: readthru still exits 0 (after about
+    shutdown_timeout), and the queue stays in Redis for the next process, which flushes it."""
+    ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
+                                 flush_interval=FLUSH, timeout="300ms")])
+    ws.restart_with_top_level('shutdown_timeout = "1s"')
+    expected = {f"q{i}": f"v{i}" for i in range(50)}
+    with WriteGate(ws.db_path):
+        client = ws.endpoint.client()
+        try:
+            for key, value in expected.items():
+                assert client.set(f"wk:{key}", value) is True
+        finally:
+            client.close()
+        wait_for(lambda: ws.writer_stats("wk")["retries"] > 0, DRAIN_TIMEOUT,
+                 "a flush to fail on the locked database")
+        log = ws.log()
+        start = time.monotonic()
+        rc = ws.stack.proxy.stop()
+        took = time.monotonic() - start
+        assert rc == 0, f"readthru exited with {rc} on SIGTERM (None: killed); stderr:\n{log}"
+        print(f"\nSIGTERM with the database locked: exited in {took:.2f}s")
+        d_r = ws.direct.client()
+        try:
+            assert d_r.xlen("readthru:wb:wk") > 0, "the queue was dropped at exit"
+        finally:
+            d_r.close()
+        assert rows_like(ws, "q") == {}
+    ws.restart()
+    wait_rows(ws, "q", expected)
+    ws.wait_drained("wk")
+
+
+def test_sigterm_waits_for_a_database_that_recovers_within_shutdown_timeout(make_ws):
+    """SIGTERM while the database is locked, the lock going 0.8s later, shutdown_timeout 10s: the
+    queue is flushed before exit (a failed attempt is retried until the deadline)."""
+    ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
+                                 flush_interval=FLUSH, timeout="300ms")])
+    ws.restart_with_top_level('shutdown_timeout = "10s"')
+    expected = {f"w{i}": f"v{i}" for i in range(20)}
+    gate = WriteGate(ws.db_path)
+    try:
+        client = ws.endpoint.client()
+        try:
+            for key, value in expected.items():
+                assert client.set(f"wk:{key}", value) is True
+        finally:
+            client.close()
+        wait_for(lambda: ws.writer_stats("wk")["retries"] > 0, DRAIN_TIMEOUT,
+                 "a flush to fail on the locked database")
+        proxy = ws.stack.proxy
+        assert proxy is not None and proxy.proc is not None
+        proxy.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.8)
+    finally:
+        gate.release()
+    rc = proxy.stop()  # waits for the exit already under way
+    assert rc == 0, f"readthru exited with {rc}; stderr:\n{ws.log()}"
+    rows = rows_like(ws, "w")
+    assert rows == expected, (
+        f"{len(expected) - len(rows)} of {len(expected)} queued writes not flushed before exit, "
+        f"though the database was writable again long before shutdown_timeout; stream length "
+        f"{ws.direct.client().xlen('readthru:wb:wk')}\nreadthru log:\n{ws.log()}")
 
 
 def test_two_readthru_processes_write_each_entry_once_and_both_serve(make_ws):

@@ -25,7 +25,6 @@ from loader_stack import Backend, Loader, build_db, check_config, db_execute, lo
 from resp_client import RespError, RespMap, encode
 from writer_stack import (
     WRITER_FIELDS,
-    writers_toml,
     WriteGate,
     Writer,
     WriterDelta,
@@ -33,6 +32,7 @@ from writer_stack import (
     audit_sql,
     reject_sql,
     wait_for,
+    writers_toml,
 )
 
 pytestmark = pytest.mark.proxy_only
@@ -592,6 +592,26 @@ def test_concurrent_clients_each_write_lands(ws, d_r):
     assert len(rows) == threads_n * per
     assert all(rows[f"c{t}_{i}"] == f"{t}.{i}" for t in range(threads_n) for i in range(per))
     assert len(user_rows(ws)) == threads_n * per // 5
+
+
+def test_client_gone_during_a_write_leaves_database_and_redis_agreeing(ws, d_r):
+    """The client sends a write and disconnects while the database is locked: once the lock goes,
+    the write either happened in both places or in neither, and readthru serves on."""
+    conn = ws.endpoint.raw()
+    with WriteGate(ws.db_path):
+        conn.send(encode("SET", "kv:gone", "v") + encode("HSET", "uh:70", "name", "n"))
+        time.sleep(0.2)  # the SET is waiting for the database
+        conn.close()
+    time.sleep(0.5)
+    wait_for(lambda: (d_r.get("kv:gone") is None) == ("gone" not in kv_rows(ws)), 10,
+             "Redis and the database to agree on kv:gone")
+    rows = kv_rows(ws)
+    assert d_r.get("kv:gone") == (b"v" if "gone" in rows else None), (rows, d_r.get("kv:gone"))
+    users = user_rows(ws)
+    assert d_r.hgetall("uh:70") == ({b"name": b"n"} if users else {}), users
+    with ws.endpoint.raw() as c:
+        assert c.command("SET", "kv:after", "x") == b"OK"
+    assert kv_rows(ws)["after"] == "x"
 
 
 # -- keys that are not the writers' ----------------------------------------------------------------

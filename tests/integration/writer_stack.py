@@ -185,6 +185,24 @@ class WriterStack(LoaderStack):
                                     config=self.config_path).start()
         return self.stack.proxy
 
+    def restart_with_top_level(self, text: str) -> Readthru:
+        """Stops the primary readthru (it must exit 0), puts `text` (top-level keys such as
+        shutdown_timeout, which harness.write_config cannot place) at the head of the config file,
+        and starts it again. The stopped process's flusher leases are deleted first, so the new
+        process need not wait for them to expire."""
+        assert self.stack.proxy is not None
+        log = self.log()
+        rc = self.stack.proxy.stop()
+        assert rc == 0, f"readthru exited with {rc} on SIGTERM; stderr:\n{log}"
+        self.config_path.write_text(text.rstrip("\n") + "\n" + self.config_path.read_text())
+        client = self.direct.client()
+        try:
+            for w in self.writers:
+                client.delete(f"readthru:wb:{w.name}:lease")
+        finally:
+            client.close()
+        return self.restart()
+
     def stop(self) -> int | None:
         """Stops every readthru (extra ones first), then redis-server. The first nonzero exit code
         (None: had to be killed) of any readthru, else 0."""
