@@ -290,3 +290,59 @@ TEST_CASE("write-behind state: wrap is one EVAL with a key triple per written ke
 
 }  // namespace
 }  // namespace readthru
+
+namespace readthru {
+namespace {
+
+std::string request(std::initializer_list<std::string_view> argv) {
+  std::string out = "*" + std::to_string(argv.size()) + "\r\n";
+  for (std::string_view a : argv) out += bulk(a);
+  return out;
+}
+
+TEST_CASE("write-behind transaction: MULTI, the command, states, entries, EXEC") {
+  Writer user = makeWriter("user", "user:{id}");
+  WritePlan plan;
+  plan.kind = WritePlan::Kind::kBehind;
+  plan.items.push_back({&user, "user:1", stringState("a")});
+  plan.items.push_back({&user, "user:2", deleted()});
+  std::vector<std::string_view> argv = {"MSET", "user:1", "a", "x", "y"};
+  std::string raw = request({"MSET", "user:1", "a", "x", "y"});
+  auto parts = WriteBehind::transaction(plan, argv, raw);
+  REQUIRE(parts.has_value());
+  std::vector<std::string> expected = {
+      request({"MULTI"}),
+      raw,
+      request({"HSET", "readthru:wb:user:pending", "user:1", "sa"}),
+      request({"XADD", "readthru:wb:user", "*", "k", "user:1"}),
+      request({"HSET", "readthru:wb:user:pending", "user:2", "d"}),
+      request({"XADD", "readthru:wb:user", "*", "k", "user:2"}),
+      request({"EXEC"}),
+  };
+  CHECK(*parts == expected);
+}
+
+TEST_CASE("write-behind transaction: only for writes their arguments decide") {
+  Writer user = makeWriter("user", "user:{id}");
+  WritePlan plan;
+  plan.kind = WritePlan::Kind::kBehind;
+  plan.items.push_back({&user, "user:1", stringState("a")});
+  std::vector<std::string_view> set = {"SET", "user:1", "a", "EX", "5"};
+  CHECK(WriteBehind::transaction(plan, set, "raw").has_value());
+  std::vector<std::string_view> set_get = {"set", "user:1", "a", "get"};
+  CHECK_FALSE(WriteBehind::transaction(plan, set_get, "raw").has_value());
+  plan.nx = true;
+  CHECK_FALSE(WriteBehind::transaction(plan, set, "raw").has_value());
+  plan.nx = false;
+  plan.xx = true;
+  CHECK_FALSE(WriteBehind::transaction(plan, set, "raw").has_value());
+  plan.xx = false;
+  plan.op = WritePlan::Op::kHset;
+  std::vector<std::string_view> hset = {"HSET", "user:1", "f", "v"};
+  CHECK_FALSE(WriteBehind::transaction(plan, hset, "raw").has_value());
+  plan.op = WritePlan::Op::kHdel;
+  CHECK_FALSE(WriteBehind::transaction(plan, hset, "raw").has_value());
+}
+
+}  // namespace
+}  // namespace readthru
