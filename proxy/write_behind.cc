@@ -404,7 +404,9 @@ class WriteBehind::Flusher {
           if (r.ok) {
             w_->stats().db_writes += n;
             ++w_->stats().batches;
-            w_->stats().coalesced += read_ - keys_.size();
+            // Every entry of the batch without a row write of its own: a later write to its key
+            // (in this batch, or already written by an earlier one) absorbed it.
+            w_->stats().coalesced += read_ - n;
             return finishBatch(keys_);
           }
           ++(r.timed_out ? w_->stats().timeouts : w_->stats().errors);

@@ -166,7 +166,7 @@ def audit_of(ws: WriterStack, prefix: str, table: str = "kv") -> list[tuple]:
                  (table, prefix + "%"))
 
 
-# -- replies, and what lands ------------------------------------------------------------------------
+# -- replies, and what lands -----------------------------------------------------------------------
 
 
 def test_write_behind_replies_are_redis_replies_and_the_final_state_lands(ws, d_r):
@@ -207,7 +207,8 @@ def test_write_behind_replies_are_redis_replies_and_the_final_state_lands(ws, d_
 
 def test_hash_writes_behind_land_as_whole_rows(ws, r, d_r):
     def users() -> dict:
-        return {i: (n, e) for i, n, e in ws.db("SELECT id, name, email FROM users")}
+        return {i: (n, e) for i, n, e in ws.db(
+            "SELECT id, name, email FROM users WHERE id BETWEEN 1 AND 3")}
 
     assert r.hset("wh:1", mapping={"name": "a", "email": "a@x"}) == 2
     assert r.hset("wh:1", "name", "b") == 0
@@ -222,6 +223,29 @@ def test_hash_writes_behind_land_as_whole_rows(ws, r, d_r):
              f"the rows after HDEL and DEL (database has {users()})")
     ws.wait_drained("wh")
     assert d_r.hgetall("wh:1") == {b"name": b"b"}
+
+
+def test_writes_inside_multi_exec_are_queued_and_an_aborted_exec_writes_nothing(ws, r, d_r):
+    with ws.endpoint.raw() as c:
+        assert c.command("MULTI") == b"OK"
+        assert c.command("SET", "wb:x1", "a") == b"QUEUED"
+        assert c.command("MSET", "wb:x2", "b", "plain:x", "p") == b"QUEUED"
+        assert c.command("HSET", "wh:40", "name", "n40") == b"QUEUED"
+        assert c.command("EXEC") == [b"OK", b"OK", 1]
+
+        # WATCH: another client's write makes EXEC fail; the transaction's write must not land
+        assert c.command("WATCH", "wb:x3") == b"OK"
+        assert r.set("wb:x3", "theirs") is True
+        assert c.command("MULTI") == b"OK"
+        assert c.command("SET", "wb:x3", "mine") == b"QUEUED"
+        assert c.command("DEL", "wb:x1") == b"QUEUED"
+        assert c.command("EXEC") is None
+    wait_rows(ws, "x", {"x1": "a", "x2": "b", "x3": "theirs"})
+    wait_for(lambda: ws.db("SELECT name FROM users WHERE id = 40") == [("n40",)], DRAIN_TIMEOUT,
+             "wh:40's row")
+    ws.wait_drained("wb")
+    assert rows_like(ws, "x") == {"x1": "a", "x2": "b", "x3": "theirs"}
+    assert d_r.mget("wb:x1", "wb:x3") == [b"a", b"theirs"]
 
 
 # -- coalescing ------------------------------------------------------------------------------------
@@ -328,7 +352,7 @@ def test_poison_entry_is_dead_lettered_while_other_keys_keep_flowing(ws, r, d_r)
     assert d_r.hlen("readthru:wb:wp:pending") == 0
 
 
-# -- read-through with a write pending --------------------------------------------------------------
+# -- read-through with a write pending -------------------------------------------------------------
 
 
 def test_read_through_after_eviction_returns_the_pending_value_not_the_older_row(ws, r, d_r):
