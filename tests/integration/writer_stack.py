@@ -1,6 +1,6 @@
-"""Writer stacks for the integration tests: loader_stack's LoaderStack (a SQLite database built in the
-test's temp dir, a real redis-server, a real readthru) with [[writers]] tables too, plus what the
-write-behind tests need: more readthru processes on the same config (same redis-server, same
+"""Writer stacks for the integration tests: loader_stack's LoaderStack (a SQLite database built in
+the test's temp dir, a real redis-server, a real readthru) with [[writers]] tables too, plus what
+the write-behind tests need: more readthru processes on the same config (same redis-server, same
 database), kill -9 and restart.
 
 Helpers:
