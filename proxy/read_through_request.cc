@@ -29,17 +29,11 @@ ReadThroughRequest::ReadThroughRequest(ReadThrough* engine) : engine_(engine), o
 }
 
 void ReadThroughRequest::start(Op op, int protocol) {
+  // The rest was reset by finish(), while this object was still in cache: a request waits in
+  // the spare list behind hundreds of others on a busy pipeline.
   op_ = op;
   protocol_ = protocol;
   slot_ = nullptr;
-  reply_.clear();
-  elements_.clear();
-  replacements_.clear();
-  loaded_reply_.clear();
-  error_.clear();
-  exists_reply_.clear();
-  waiting_ = 0;
-  starting_ = false;
 }
 
 ReadThroughRequest::~ReadThroughRequest() { --g_live; }
@@ -197,6 +191,14 @@ void ReadThroughRequest::maybeFinish() {
 
 void ReadThroughRequest::finish(std::string&& reply) {
   slot_->finishHeld(std::move(reply));
+  reply_.clear();
+  elements_.clear();
+  replacements_.clear();
+  loaded_reply_.clear();
+  error_.clear();
+  exists_reply_.clear();
+  waiting_ = 0;
+  starting_ = false;
   engine_->recycle(this);
 }
 
