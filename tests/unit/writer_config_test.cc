@@ -8,37 +8,15 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/test_temp_dir.h"
+
 #include "proxy/config.h"
 #include "proxy/key_template.h"
 
 namespace readthru {
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string templ =
-        (std::filesystem::temp_directory_path() / "readthru-writercfg-XXXXXX").string();
-    REQUIRE(mkdtemp(templ.data()) != nullptr);
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string write(const std::string& name, std::string_view text) const {
-    std::string file = (path_ / name).string();
-    std::ofstream(file, std::ios::binary) << text;
-    return file;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using test::TempDir;
 
 // A backend the writers in the cases below can name.
 constexpr std::string_view kBackend = "[backends.main]\npath = \"main.db\"\n";

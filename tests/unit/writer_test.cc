@@ -20,6 +20,8 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/test_loop.h"
+
 #include "proxy/cache_registry.h"
 #include "proxy/key_template.h"
 
@@ -316,44 +318,7 @@ class TempDb {
   sqlite3* db_ = nullptr;
 };
 
-// A real uv loop; a ticking timer keeps runUntil() from blocking forever when nothing arrives.
-class Loop {
- public:
-  Loop() {
-    REQUIRE(uv_loop_init(&loop_) == 0);
-    uv_timer_init(&loop_, &tick_);
-  }
-  ~Loop() {
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop_) == 0);  // every handle was closed
-  }
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-
-  uv_loop_t* get() { return &loop_; }
-
-  // Runs the loop until `done` holds; false when `limit` passes first.
-  bool runUntil(const std::function<bool()>& done, Clock::duration limit = 10s) {
-    auto deadline = Clock::now() + limit;
-    uv_timer_start(
-        &tick_, [](uv_timer_t*) {}, 5, 5);
-    bool ok = true;
-    while (!done()) {
-      if (Clock::now() >= deadline) {
-        ok = false;
-        break;
-      }
-      uv_run(&loop_, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&tick_);
-    return ok;
-  }
-
- private:
-  uv_loop_t loop_;
-  uv_timer_t tick_;
-};
+using test::Loop;
 
 BackendConfig backend(std::string name, std::string path) {
   BackendConfig b;
