@@ -84,20 +84,9 @@ if has_target readthru && [ ! -x "$READTHRU" ]; then
   drop_target readthru
 fi
 
-CLK_TCK=$(getconf CLK_TCK)
 make_tmp readthru-bench 10
 
-# cpu_ticks PID: utime+stime of the whole process in clock ticks (NA if gone)
-cpu_ticks() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo NA; return; }
-  s=${s##*) }
-  # shellcheck disable=SC2086
-  set -- $s            # $1 = state (field 3) ... $12 = utime (14), $13 = stime (15)
-  echo $(( ${12} + ${13} ))
-}
-
-# us_per_req TICKS_BEFORE TICKS_AFTER REQUESTS
+# us_per_req TICKS_BEFORE TICKS_AFTER REQUESTS (bench_lib.sh's, but NA for the report here)
 us_per_req() {
   if [ "$1" = NA ] || [ "$2" = NA ]; then echo NA; return; fi
   awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)*1e6/hz/n}'

@@ -132,3 +132,24 @@ start_readthru() {
   PIDS+=("$STARTED_PID")
   wait_ready readthru "$STARTED_PID" "$1"
 }
+
+# --only LIST: whether part $1 runs
+only() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_ticks PID: utime+stime of the whole process in clock ticks (NA if gone)
+cpu_ticks() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo NA; return; }
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo $(( ${12} + ${13} ))
+}
+us_per_req() {
+  if [ "$1" = NA ] || [ "$2" = NA ]; then echo null; return; fi
+  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)*1e6/hz/n}'
+}
+
+# raw ROUND JSON: append JSON with "round" added
+raw() { printf '{"round":%s,%s\n' "$1" "${2#\{}" >>"$RAW"; }

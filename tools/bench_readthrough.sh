@@ -123,14 +123,12 @@ done
 for b in ${ONLY//,/ }; do
   case "$b" in stampede|cold|hits) ;; *) die "--only: unknown benchmark '$b'" ;; esac
 done
-only() { [[ ",$ONLY," == *",$1,"* ]]; }
 [ $((COLD_COUNT * 2)) -le "$USERS" ] || die "--cold-count must be at most $((USERS / 2))"
 
 require_tools redis-server redis-cli redis-benchmark timeout
 [ -x "$READTHRU" ] || die "readthru binary not found: $READTHRU (build it: cmake -S $REPO_DIR -B /tmp/build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build /tmp/build-bench -j2 --target readthru; then READTHRU_BIN=/tmp/build-bench/readthru)"
 
 make_tmp readthru-rtbench 10
-CLK_TCK=$(getconf CLK_TCK)
 NOTES=()
 RAW="$TMP/raw.jsonl"
 : >"$RAW"
@@ -152,22 +150,7 @@ if [ -z "$LOADGEN" ]; then
 fi
 [ -x "$LOADGEN" ] || die "load generator not executable: $LOADGEN"
 
-# cpu_ticks PID: utime+stime of the whole process in clock ticks (NA if gone)
-cpu_ticks() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo NA; return; }
-  s=${s##*) }
-  # shellcheck disable=SC2086
-  set -- $s
-  echo $(( ${12} + ${13} ))
-}
-us_per_req() {
-  if [ "$1" = NA ] || [ "$2" = NA ]; then echo null; return; fi
-  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)*1e6/hz/n}'
-}
 
-# raw ROUND JSON: append JSON with "round" added
-raw() { printf '{"round":%s,%s\n' "$1" "${2#\{}" >>"$RAW"; }
 
 # ---------------------------------------------------------------- database + calibration
 echo "$PROG: generating the demo database ($USERS users) ..." >&2

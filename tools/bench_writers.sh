@@ -129,7 +129,6 @@ done
 for b in ${ONLY//,/ }; do
   case "$b" in tput|coalesce|latency) ;; *) die "--only: unknown benchmark '$b'" ;; esac
 done
-only() { [[ ",$ONLY," == *",$1,"* ]]; }
 [ "$CO_WRITES" -le "$USERS" ] || die "--coalesce-writes must be at most $USERS (the distinct-key run)"
 
 require_tools redis-server redis-cli redis-benchmark timeout
@@ -139,7 +138,6 @@ make_tmp readthru-wbench 10
 [ -n "$DB_DIR" ] || DB_DIR="$TMP/db"
 mkdir -p "$DB_DIR" || die "cannot create $DB_DIR"
 DB_DIR=$(cd "$DB_DIR" && pwd)
-CLK_TCK=$(getconf CLK_TCK)
 NOTES=()
 RAW="$TMP/raw.jsonl"
 : >"$RAW"
@@ -161,23 +159,8 @@ if [ -z "$LOADGEN" ]; then
 fi
 [ -x "$LOADGEN" ] || die "load generator not executable: $LOADGEN"
 
-# cpu_ticks PID: utime+stime of the whole process in clock ticks (NA if gone)
-cpu_ticks() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo NA; return; }
-  s=${s##*) }
-  # shellcheck disable=SC2086
-  set -- $s
-  echo $(( ${12} + ${13} ))
-}
-us_per_req() {
-  if [ "$1" = NA ] || [ "$2" = NA ]; then echo null; return; fi
-  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)*1e6/hz/n}'
-}
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
-# raw ROUND JSON: append JSON with "round" added
-raw() { printf '{"round":%s,%s\n' "$1" "${2#\{}" >>"$RAW"; }
 # jmerge JSON JSON: one object with the fields of both
 jmerge() { local a=${1%\}} b=${2#\{}; if [ "$b" = "}" ]; then echo "$1"; else echo "$a,$b"; fi; }
 
