@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/unit/test_loop.h"
+#include "tests/unit/test_registry.h"
 
 #include "proxy/key_template.h"
 
@@ -87,25 +88,12 @@ LoaderConfig loader(std::string name, std::string key, std::string query,
   return l;
 }
 
-// Closes the registry and runs the loop until every backend has freed itself.
-void closeRegistry(Loop& loop, CacheRegistry& registry) {
-  bool closed = false;
-  registry.close([&closed] { closed = true; });
-  REQUIRE(loop.runUntil([&] { return closed; }));
-  CHECK(backends::SqliteBackend::liveCount() == 0);
-}
+using test::closeRegistry;
+using test::openError;
 
 // After a failed open() the registry has closed what it opened; the loop finishes the job.
 void drain(Loop& loop) {
   REQUIRE(loop.runUntil([] { return backends::SqliteBackend::liveCount() == 0; }));
-}
-
-std::string openError(Loop& loop, const Config& config) {
-  CacheRegistry registry;
-  std::string error;
-  CHECK_FALSE(registry.open(loop.get(), config, &error));
-  drain(loop);
-  return error;
 }
 
 // Runs `l`'s query for `key` on its backend and decodes the result.

@@ -21,6 +21,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/unit/test_loop.h"
+#include "tests/unit/test_registry.h"
 
 #include "proxy/cache_registry.h"
 #include "proxy/key_template.h"
@@ -355,23 +356,8 @@ WriterConfig userWriter(std::string name = "user", std::string key = "user:{id:i
                 "DELETE FROM users WHERE id = :id");
 }
 
-void closeRegistry(Loop& loop, CacheRegistry& registry) {
-  bool closed = false;
-  registry.close([&closed] { closed = true; });
-  REQUIRE(loop.runUntil([&] { return closed; }));
-  CHECK(backends::SqliteBackend::liveCount() == 0);
-}
-
-std::string openError(Loop& loop, const Config& config) {
-  CacheRegistry registry;
-  std::string error;
-  CHECK_FALSE(registry.open(loop.get(), config, &error));
-  CHECK(registry.writers().empty());
-  CHECK(registry.loaders().empty());
-  CHECK(registry.backends().empty());
-  REQUIRE(loop.runUntil([] { return backends::SqliteBackend::liveCount() == 0; }));
-  return error;
-}
+using test::closeRegistry;
+using test::openError;
 
 // Runs `w`'s statement for (key, state) on its backend.
 SqlResult run(Loop& loop, Writer* w, std::string_view key, const WriteState& state) {
