@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "loadgen_args.h"
+#include "loadgen_hiredis.h"
 
 namespace {
 
@@ -63,19 +64,8 @@ using loadgen::Die;
 
 // ---------------------------------------------------------------- redis
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const {
-    if (r != nullptr) freeReplyObject(r);
-  }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-struct CtxDeleter {
-  void operator()(redisContext* c) const {
-    if (c != nullptr) redisFree(c);
-  }
-};
-using Ctx = std::unique_ptr<redisContext, CtxDeleter>;
+using loadgen::Ctx;
+using loadgen::Reply;
 
 Ctx Connect(const std::string& host, int port) {
   timeval tv{5, 0};

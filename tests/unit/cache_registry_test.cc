@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/unit/test_loop.h"
+#include "tests/unit/test_query.h"
 #include "tests/unit/test_registry.h"
 
 #include "proxy/key_template.h"
@@ -98,20 +99,7 @@ void drain(Loop& loop) {
 
 // Runs `l`'s query for `key` on its backend and decodes the result.
 LoadedValue load(Loop& loop, Loader* l, std::string_view key) {
-  LoadedValue out;
-  bool done = false;
-  std::string error;
-  bool queued = l->backend()->query(
-      l->query(key),
-      [&](backends::SqlResult&& r) {
-        out = l->decode(std::move(r));
-        done = true;
-      },
-      &error);
-  CAPTURE(error);
-  REQUIRE(queued);
-  REQUIRE(loop.runUntil([&] { return done; }));
-  return out;
+  return l->decode(test::runQuery(loop, l->backend(), l->query(key)));
 }
 
 TEST_CASE("cache registry: open makes every loader live, find() answers in config order") {

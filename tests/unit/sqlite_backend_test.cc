@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/unit/test_loop.h"
+#include "tests/unit/test_query.h"
 
 namespace readthru::backends {
 namespace {
@@ -121,23 +122,7 @@ void closeBackend(Loop& loop, SqliteBackend* backend) {
   CHECK(SqliteBackend::liveCount() == 0);
 }
 
-// Runs one query to completion on the loop.
-SqlResult runQuery(Loop& loop, SqliteBackend* backend, SqlQuery query) {
-  SqlResult out;
-  bool done = false;
-  std::string error;
-  bool queued = backend->query(
-      std::move(query),
-      [&](SqlResult&& r) {
-        out = std::move(r);
-        done = true;
-      },
-      &error);
-  CAPTURE(error);
-  REQUIRE(queued);
-  REQUIRE(loop.runUntil([&] { return done; }));
-  return out;
-}
+using test::runQuery;
 
 SqlParam text(std::string name, std::string value) {
   return SqlParam{std::move(name), std::move(value), SqlParam::Kind::kText};

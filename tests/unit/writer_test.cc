@@ -21,6 +21,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/unit/test_loop.h"
+#include "tests/unit/test_query.h"
 #include "tests/unit/test_registry.h"
 
 #include "proxy/cache_registry.h"
@@ -362,20 +363,7 @@ using test::openError;
 // Runs `w`'s statement for (key, state) on its backend.
 SqlResult run(Loop& loop, Writer* w, std::string_view key, const WriteState& state) {
   REQUIRE(w != nullptr);
-  SqlResult out;
-  bool done = false;
-  std::string error;
-  bool queued = w->backend()->query(
-      w->statement(key, state),
-      [&](SqlResult&& r) {
-        out = std::move(r);
-        done = true;
-      },
-      &error);
-  CAPTURE(error);
-  REQUIRE(queued);
-  REQUIRE(loop.runUntil([&] { return done; }));
-  return out;
+  return test::runQuery(loop, w->backend(), w->statement(key, state));
 }
 
 TEST_CASE("writer registry: a read-write connection per backend that writers use") {
