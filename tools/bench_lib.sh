@@ -153,3 +153,23 @@ us_per_req() {
 
 # raw ROUND JSON: append JSON with "round" added
 raw() { printf '{"round":%s,%s\n' "$1" "${2#\{}" >>"$RAW"; }
+
+# find_loadgen NAME: sets LOADGEN (unless --loadgen gave it) to the NAME load generator built
+# beside readthru when it is newer than tools/NAME.cc, else builds it with g++ into $TMP.
+find_loadgen() {
+  local name=$1 src="$SCRIPT_DIR/$1.cc" cand
+  if [ -z "$LOADGEN" ]; then
+    cand="$(dirname "$READTHRU")/$name"
+    if [ -x "$cand" ] && [ "$cand" -nt "$src" ]; then
+      LOADGEN=$cand
+    else
+      command -v g++ >/dev/null || die "g++ not found (needed to build $src; or pass --loadgen)"
+      echo "$PROG: building $name ..." >&2
+      g++ -O2 -g -std=c++20 -Wall -Wextra -Werror "$src" -o "$TMP/$name" \
+        -lhiredis -lsqlite3 -pthread 2>"$TMP/loadgen-build.log" \
+        || die "building $name failed: $(head -n 20 "$TMP/loadgen-build.log")"
+      LOADGEN="$TMP/$name"
+    fi
+  fi
+  [ -x "$LOADGEN" ] || die "load generator not executable: $LOADGEN"
+}

@@ -134,21 +134,7 @@ RAW="$TMP/raw.jsonl"
 : >"$RAW"
 
 # ---------------------------------------------------------------- load generator
-SRC="$SCRIPT_DIR/readthru_loadgen.cc"
-if [ -z "$LOADGEN" ]; then
-  cand="$(dirname "$READTHRU")/readthru_loadgen"
-  if [ -x "$cand" ] && [ "$cand" -nt "$SRC" ]; then
-    LOADGEN=$cand
-  else
-    command -v g++ >/dev/null || die "g++ not found (needed to build $SRC; or pass --loadgen)"
-    echo "$PROG: building readthru_loadgen ..." >&2
-    g++ -O2 -g -std=c++20 -Wall -Wextra -Werror "$SRC" -o "$TMP/readthru_loadgen" \
-      -lhiredis -lsqlite3 -pthread 2>"$TMP/loadgen-build.log" \
-      || die "building readthru_loadgen failed: $(head -n 20 "$TMP/loadgen-build.log")"
-    LOADGEN="$TMP/readthru_loadgen"
-  fi
-fi
-[ -x "$LOADGEN" ] || die "load generator not executable: $LOADGEN"
+find_loadgen readthru_loadgen
 
 
 

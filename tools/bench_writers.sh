@@ -143,21 +143,7 @@ RAW="$TMP/raw.jsonl"
 : >"$RAW"
 
 # ---------------------------------------------------------------- load generator
-SRC="$SCRIPT_DIR/writer_loadgen.cc"
-if [ -z "$LOADGEN" ]; then
-  cand="$(dirname "$READTHRU")/writer_loadgen"
-  if [ -x "$cand" ] && [ "$cand" -nt "$SRC" ]; then
-    LOADGEN=$cand
-  else
-    command -v g++ >/dev/null || die "g++ not found (needed to build $SRC; or pass --loadgen)"
-    echo "$PROG: building writer_loadgen ..." >&2
-    g++ -O2 -g -std=c++20 -Wall -Wextra -Werror "$SRC" -o "$TMP/writer_loadgen" \
-      -lhiredis -lsqlite3 -pthread 2>"$TMP/loadgen-build.log" \
-      || die "building writer_loadgen failed: $(head -n 20 "$TMP/loadgen-build.log")"
-    LOADGEN="$TMP/writer_loadgen"
-  fi
-fi
-[ -x "$LOADGEN" ] || die "load generator not executable: $LOADGEN"
+find_loadgen writer_loadgen
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
