@@ -407,7 +407,9 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     case WriteDispatch::kForward:
       break;
   }
-  forward(cmd, d, target, interceptorFor(cmd, d));
+  Loader* on_nil = nullptr;
+  SlotInterceptor* interceptor = interceptorFor(cmd, d, &on_nil);
+  forward(cmd, d, target, interceptor, on_nil);
   return true;
 }
 
@@ -493,7 +495,8 @@ ClientConn::WriteDispatch ClientConn::startHeldWrite(const resp::Command& cmd,
   return WriteDispatch::kDone;
 }
 
-SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const RouteDecision& d) {
+SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const RouteDecision& d,
+                                            Loader** on_nil) {
   if (d.info == nullptr) return nullptr;
   static const resp::CommandInfo* const kInfo = resp::findCommand("info");
   if (d.info == kInfo) return in_multi_ ? nullptr : interceptInfo(server_, cmd.argv);
@@ -509,7 +512,11 @@ SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const Rout
   // In a transaction the reply is +QUEUED; under WATCH a fill would touch the watched key and
   // fail the client's EXEC: both stay plain Redis.
   if (in_multi_ || watching_) return nullptr;
-  return rt->intercept(cmd, d.info, protocol_);
+  return rt->intercept(cmd, d.info, protocol_, on_nil);
+}
+
+SlotInterceptor* ClientConn::interceptNil(Loader* loader, std::string_view key, int protocol) {
+  return server_->readThrough()->interceptNil(loader, key, protocol);
 }
 
 bool ClientConn::takeReplyExpected() {
@@ -526,7 +533,8 @@ bool ClientConn::takeReplyExpected() {
 }
 
 void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
-                         backends::UpstreamConn* conn, SlotInterceptor* interceptor) {
+                         backends::UpstreamConn* conn, SlotInterceptor* interceptor,
+                         Loader* on_nil) {
   bool expect_reply = takeReplyExpected();
   if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3 && !in_multi_ &&
       !(inPubsub() && protocol_ == 2)) {
@@ -571,6 +579,11 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
   ReplySlot* s = newSlot();
   s->awaiting_ = true;
   s->interceptor_ = interceptor;
+  if (on_nil != nullptr) {
+    s->nil_loader_ = on_nil;
+    s->nil_key_.assign(cmd.argv[1]);
+    s->nil_protocol_ = protocol_;
+  }
   s->effect_ = d.effect;
   s->proves_unanswered_ = unanswered_;
   size_t nargs = cmd.argv.size() - 1;

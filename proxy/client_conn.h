@@ -60,6 +60,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void slotFinished(ReplySlot* slot, bool failed);
   // Completes a slot an interceptor held (see slot_interceptor.h).
   void completeHeld(ReplySlot* slot, std::string&& bytes);
+  // A watched GET answered nil: read-through's interceptor for its slot (nullptr: stream it).
+  SlotInterceptor* interceptNil(Loader* loader, std::string_view key, int protocol);
   // Subscriptions of one kind ('c' channels, 'p' patterns, 's' shard channels) still open.
   size_t subscriptionsLeft(char kind) const;
 
@@ -87,11 +89,14 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool dispatch(const resp::Command& cmd);
   // `interceptor` (may be null) sees the reply before the client; it is dropped when the request
   // gets no reply (CLIENT REPLY OFF/SKIP).
+  // `on_nil`: a GET's loader, whose slot watches for a nil reply (ReplySlot::nil_loader_).
   void forward(const resp::Command& cmd, const RouteDecision& d, backends::UpstreamConn* conn,
-               SlotInterceptor* interceptor = nullptr);
-  // Read-through and INFO: what must see this command's reply first. Also tells read-through
-  // about writes.
-  SlotInterceptor* interceptorFor(const resp::Command& cmd, const RouteDecision& d);
+               SlotInterceptor* interceptor = nullptr, Loader* on_nil = nullptr);
+  // Read-through and INFO: what must see this command's reply first, or (read-through GETs,
+  // when `on_nil` is given) the loader whose slot only a nil reply hands to read-through. Also
+  // tells read-through about writes.
+  SlotInterceptor* interceptorFor(const resp::Command& cmd, const RouteDecision& d,
+                                  Loader** on_nil = nullptr);
   // Writes to the writers' keys (write_plan.h): taken care of, to be forwarded as usual, or to
   // wait (ordering barrier) until every earlier request of this client is answered.
   enum class WriteDispatch : uint8_t { kDone, kForward, kWait };
