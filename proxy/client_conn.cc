@@ -7,6 +7,7 @@
 #include "proxy/log.h"
 #include "proxy/readthru_command.h"
 #include "proxy/server.h"
+#include "proxy/write_behind_batch.h"
 #include "proxy/write_plan.h"
 #include "proxy/write_through.h"
 #include "resp/errors.h"
@@ -85,34 +86,6 @@ std::string request(const resp::Command& cmd) {
   }
   return out;
 }
-
-// EXEC's reply to a write-behind transaction (write_behind.h) holds the client's reply first:
-// that element is what the client gets. An error instead of the array (EXECABORT: Redis refused
-// a part, out of memory say) goes to the client as it is.
-class ExecFirstReply final : public SlotInterceptor {
- public:
-  void onReply(ReplySlot* slot) override {
-    std::string reply;
-    reply.swap(slot->data_);
-    std::string_view r = reply;
-    size_t eol = r.find("\r\n");
-    if (!r.empty() && r[0] == '*' && eol != std::string_view::npos && eol + 2 < r.size()) {
-      std::string_view rest = r.substr(eol + 2);
-      size_t end = rest.find("\r\n");
-      if (end != std::string_view::npos) {
-        end += 2;
-        if (rest[0] == '$') {
-          int64_t len = 0;
-          if (parseInt(rest.substr(1, end - 3), &len) && len >= 0)
-            end += static_cast<size_t>(len) + 2;
-        }
-        reply = std::string(rest.substr(0, std::min(end, rest.size())));
-      }
-    }
-    slot->finishHeld(std::move(reply));
-    delete this;
-  }
-};
 
 }  // namespace
 
@@ -445,16 +418,20 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
       }
       // A write: read-through hears of it (nothing intercepts the reply of a write).
       (void)interceptorFor(cmd, d);
-      if (reply_mode_ == ReplyMode::kOn && !in_multi_) {
-        if (auto parts = WriteBehind::transaction(plan, cmd.argv, request(cmd))) {
-          // Every part but EXEC answers something the client never sees.
-          for (size_t i = 0; i + 1 < parts->size(); ++i) target->send((*parts)[i], nullptr);
-          resp::Command exec = cmd;
-          exec.raw = parts->back();
-          exec.is_inline = false;
-          forward(exec, d, target, new ExecFirstReply());
-          return WriteDispatch::kDone;
+      if (reply_mode_ == ReplyMode::kOn && !in_multi_ && target != pinned_ &&
+          WriteBehind::batchable(plan, cmd.argv)) {
+        // Joins the shared transaction of this connection's other write-behind writes.
+        ReplySlot* s = newSlot();
+        s->awaiting_ = true;
+        s->proves_unanswered_ = unanswered_;
+        ++inflight_;
+        inflight_conn_ = target;
+        if (cmd.is_inline) {
+          WriteBehindBatch::join(target, plan, request(cmd), s);
+        } else {
+          WriteBehindBatch::join(target, plan, cmd.raw, s);  // no copy
         }
+        return WriteDispatch::kDone;
       }
       // Otherwise the command runs inside a script that also queues its keys.
       std::string wrapped = WriteBehind::wrap(plan, cmd.argv);
