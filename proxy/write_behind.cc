@@ -280,7 +280,7 @@ class WriteBehind::Flusher {
 
   // Entries delivered before but never acknowledged (a failed batch, a process that died) first.
   void claim() {
-    std::string count = std::to_string(w_->config().batch);
+    std::string count = std::to_string(entries_per_read_);
     callUpstream(conn(),
                  {"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", "0-0", "COUNT", count},
                  [this](const redisReply* r) {
@@ -305,7 +305,7 @@ class WriteBehind::Flusher {
 
   void readNew() {
     claimed_ = false;
-    std::string count = std::to_string(w_->config().batch);
+    std::string count = std::to_string(entries_per_read_);
     callUpstream(
         conn(),
         {"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", count, "STREAMS", stream_, ">"},
@@ -360,6 +360,13 @@ class WriteBehind::Flusher {
         }
       }
       if (open == 0) keys_.push_back({"", {id}, std::nullopt}), open = 1;  // no key: just ack it
+    }
+    // `batch` bounds the writes of a cycle (its database transaction, its HMGET, its clearing
+    // script, each of which holds up Redis or the loop while it runs), not the entries: the
+    // next read asks for as many entries as hold about that many writes, judged by these.
+    if (read_ > 0) {
+      size_t per_entry = std::max<size_t>(1, (writes_read_ + read_ - 1) / read_);
+      entries_per_read_ = std::max<size_t>(1, w_->config().batch / per_entry);
     }
     return read_ > 0;
   }
@@ -484,7 +491,7 @@ class WriteBehind::Flusher {
     if (clear.size() > 4) callUpstream(conn(), clear, [](const redisReply*) {});
     acknowledge(ids);
     if (!end_cycle) return;
-    bool more = read_ >= w_->config().batch || claimed_ || draining_;
+    bool more = read_ >= entries_per_read_ || claimed_ || draining_;
     updateQueue(true);
     done(more, false);
   }
@@ -523,9 +530,10 @@ class WriteBehind::Flusher {
   bool claimed_ = false;  // this cycle's entries were claimed, not new
   int failures_ = 0;
   std::vector<Key> keys_;
-  size_t read_ = 0;                       // entries in this cycle's batch
-  size_t writes_read_ = 0;                // the writes they name
-  std::map<std::string, int> open_keys_;  // entry id -> its keys not yet done
+  size_t read_ = 0;                               // entries in this cycle's batch
+  size_t writes_read_ = 0;                        // the writes they name
+  size_t entries_per_read_ = w_->config().batch;  // the COUNT of the next read
+  std::map<std::string, int> open_keys_;          // entry id -> its keys not yet done
   uint64_t oldest_id_ms_ = 0;
   std::vector<Key> one_by_one_;
   size_t one_by_one_at_ = 0;
