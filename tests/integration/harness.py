@@ -51,7 +51,7 @@ def readthru_bin() -> str:
             f"readthru binary not found at {path}; set READTHRU_BIN, or READTHRU_DIRECT=1 to run "
             "the tests against redis-server alone"
         )
-    return path
+    return os.path.abspath(path)  # processes run in their own temp dirs
 
 
 def free_port() -> int:
