@@ -96,11 +96,15 @@ struct ClientConn::WriteReq {
 
 size_t ClientConn::liveCount() { return g_live; }
 
-ClientConn::ClientConn(Server* server, uint64_t id)
-    : server_(server), id_(id), parser_(&server->config().parser) {
+ClientConn::ClientConn(Server* server, uint64_t id, bool unix_socket)
+    : server_(server), id_(id), parser_(&server->config().parser), unix_socket_(unix_socket) {
   ++g_live;
-  uv_tcp_init(server_->loop(), &tcp_);
-  tcp_.data = this;
+  if (unix_socket_) {
+    uv_pipe_init(server_->loop(), &pipe_, 0);
+  } else {
+    uv_tcp_init(server_->loop(), &tcp_);
+  }
+  stream()->data = this;
   authenticated_ = server_->config().requirepass.empty();
   last_active_ = uv_now(server_->loop());
 }
@@ -108,7 +112,7 @@ ClientConn::ClientConn(Server* server, uint64_t id)
 ClientConn::~ClientConn() { --g_live; }
 
 void ClientConn::start(std::string_view reject) {
-  uv_tcp_nodelay(&tcp_, 1);
+  if (!unix_socket_) uv_tcp_nodelay(&tcp_, 1);
   if (!reject.empty()) {
     replyError(reject);
     close_after_flush_ = true;

@@ -36,8 +36,9 @@ class Server;
 
 class ClientConn final : public backends::Flushable, public backends::UpstreamConn::Listener {
  public:
-  ClientConn(Server* server, uint64_t id);
-  uv_tcp_t* handle() { return &tcp_; }
+  // `unix_socket`: the client came in on the unix socket listener, not TCP; nothing else differs.
+  ClientConn(Server* server, uint64_t id, bool unix_socket = false);
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   // Starts reading; `reject` writes that error and closes (maxclients).
   void start(std::string_view reject = {});
   void close();
@@ -132,7 +133,12 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
 
   Server* server_;
   uint64_t id_;
-  uv_tcp_t tcp_;
+  // The socket. Everything but TCP_NODELAY goes through the uv_stream_t both begin with, so the
+  // code names tcp_ for either.
+  union {
+    uv_tcp_t tcp_;
+    uv_pipe_t pipe_;
+  };
   resp::RequestParser parser_;
   resp::ByteBuffer in_;         // unparsed input (empty when idle: no per-client buffer)
   bool in_handed_off_ = false;  // in_ went upstream whole (a large request, no copy)
@@ -151,6 +157,7 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   uint64_t soft_limit_since_ = 0;  // pubsub output over the soft limit since (ms), 0: not over
   int64_t db_ = 0;
   uint8_t protocol_ = 2;
+  bool unix_socket_;  // tcp_ is pipe_
   bool authenticated_ = false;
   bool reading_ = false;
   bool paused_ = false;   // reading stopped: too many replies pending, or waiting on a barrier
