@@ -280,7 +280,8 @@ class WriteBehind::Flusher {
 
   // Entries delivered before but never acknowledged (a failed batch, a process that died) first.
   void claim() {
-    std::string count = std::to_string(entries_per_read_);
+    asked_ = entries_per_read_;
+    std::string count = std::to_string(asked_);
     callUpstream(conn(),
                  {"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", "0-0", "COUNT", count},
                  [this](const redisReply* r) {
@@ -305,7 +306,8 @@ class WriteBehind::Flusher {
 
   void readNew() {
     claimed_ = false;
-    std::string count = std::to_string(entries_per_read_);
+    asked_ = entries_per_read_;
+    std::string count = std::to_string(asked_);
     callUpstream(
         conn(),
         {"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", count, "STREAMS", stream_, ">"},
@@ -491,7 +493,7 @@ class WriteBehind::Flusher {
     if (clear.size() > 4) callUpstream(conn(), clear, [](const redisReply*) {});
     acknowledge(ids);
     if (!end_cycle) return;
-    bool more = read_ >= entries_per_read_ || claimed_ || draining_;
+    bool more = read_ >= asked_ || claimed_ || draining_;
     updateQueue(true);
     done(more, false);
   }
@@ -533,6 +535,7 @@ class WriteBehind::Flusher {
   size_t read_ = 0;                               // entries in this cycle's batch
   size_t writes_read_ = 0;                        // the writes they name
   size_t entries_per_read_ = w_->config().batch;  // the COUNT of the next read
+  size_t asked_ = 0;                              // the COUNT of this cycle's read
   std::map<std::string, int> open_keys_;          // entry id -> its keys not yet done
   uint64_t oldest_id_ms_ = 0;
   std::vector<Key> one_by_one_;
