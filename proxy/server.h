@@ -11,6 +11,7 @@
 
 #include "backends/loop_flusher.h"
 #include "proxy/cache_registry.h"
+#include "proxy/command_metrics.h"
 #include "proxy/config.h"
 #include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
@@ -37,6 +38,7 @@ class Server {
   WriterQueueState writerQueue(const Writer& w) const { return write_behind_.queue(w); }
   WriteBehind* writeBehind() { return &write_behind_; }
   size_t clientCount() const { return clients_; }
+  CommandMetrics* commandMetrics() { return &command_metrics_; }
   bool shuttingDown() const { return shutting_down_; }
 
   // Called from ClientConn's close callback.
@@ -55,6 +57,7 @@ class Server {
   CacheRegistry* loaders_;
   ReadThrough read_through_;
   WriteBehind write_behind_;
+  CommandMetrics command_metrics_;
   uv_tcp_t listener_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
