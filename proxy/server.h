@@ -13,6 +13,7 @@
 #include "proxy/cache_registry.h"
 #include "proxy/command_metrics.h"
 #include "proxy/config.h"
+#include "proxy/metrics_server.h"
 #include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/write_behind.h"
@@ -58,6 +59,7 @@ class Server {
   ReadThrough read_through_;
   WriteBehind write_behind_;
   CommandMetrics command_metrics_;
+  MetricsServer metrics_;  // [metrics]: started with the listener, closed as the loop ends
   uv_tcp_t listener_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
