@@ -162,6 +162,7 @@ void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
   }
   if (nread == 0) return;
   last_active_ = uv_now(server_->loop());
+  read_at_ns_ = uv_hrtime();
   if (!into_own) {
     // Parse straight from the shared buffer; keep only the unparsed rest.
     size_t consumed = 0;
@@ -211,12 +212,19 @@ void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
       protocolError(parser_.error());
       break;
     }
+    ReplySlot* before = tail_;
     if (!dispatch(g_command)) {
       // Ordering barrier: the command is parsed again once the replies in flight are back.
       blocked_ = true;
       paused_ = true;
       stopReading();
       break;
+    }
+    if (tail_ != before && tail_ != nullptr) {
+      // The command's slot: timed from its read to its flush.
+      tail_->class_ = command_class_;
+      tail_->taken_at_ns_ = read_at_ns_;
+      server_->commandMetrics()->taken(command_class_);
     }
     *consumed += used;
     if (in_handed_off_) break;  // `data` went upstream with the request
@@ -269,6 +277,7 @@ void ClientConn::insertSlotBefore(ReplySlot* s, ReplySlot* before) {
 bool ClientConn::dispatch(const resp::Command& cmd) {
   const Config& config = server_->config();
   RouteDecision d = routeCommand(cmd.argv);
+  command_class_ = commandClass(d);
   if (!authenticated_) {
     // redis-server checks the command's existence and arity before authentication.
     std::string err;
@@ -805,6 +814,7 @@ void ClientConn::flush() {
     processBuffered();
     if (closing_) return;
   }
+  uint64_t now_ns = 0;  // read once, when the first reply is answered
   while (head_ != nullptr) {
     ReplySlot* s = head_;
     if (!s->data_.empty()) {
@@ -825,6 +835,10 @@ void ClientConn::flush() {
       tail_ = nullptr;
     }
     --slots_;
+    if (s->class_ != CommandClass::kNone) {
+      if (now_ns == 0) now_ns = uv_hrtime();
+      server_->commandMetrics()->answered(s->class_, (now_ns - s->taken_at_ns_) / 1000);
+    }
     delete s;
   }
   if (!out_.empty() && write_ == nullptr) {

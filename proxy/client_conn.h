@@ -154,6 +154,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   std::unique_ptr<PubsubState> pubsub_;
   std::string name_;
   uint64_t last_active_ = 0;
+  uint64_t read_at_ns_ = 0;  // uv_hrtime() of the last read, for CommandMetrics
+  CommandClass command_class_ = CommandClass::kNone;  // of the command being dispatched
   uint64_t soft_limit_since_ = 0;  // pubsub output over the soft limit since (ms), 0: not over
   int64_t db_ = 0;
   uint8_t protocol_ = 2;

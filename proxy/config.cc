@@ -1,5 +1,6 @@
 #include "proxy/config.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -172,6 +173,34 @@ class ConfigReader {
            c_->output_soft_seconds_pubsub = secs;
            return true;
          }},
+    };
+    keys["metrics"] = {
+        {"listen",
+         [this](const toml::node& n) {
+           auto v = n.value<std::string>();
+           MetricsConfig& m = c_->metrics;
+           if (v && n.is_string() && v->empty()) {
+             m.enabled = false;
+             return true;
+           }
+           // The endpoint binds exactly what is written: a name would need a resolver at start.
+           in6_addr ip;
+           if (!v || !n.is_string() || !parseHostPort(*v, &m.listen) || m.listen.port == 0 ||
+               (inet_pton(AF_INET, m.listen.host.c_str(), &ip) != 1 &&
+                inet_pton(AF_INET6, m.listen.host.c_str(), &ip) != 1)) {
+             return bad(n, "must be \"<ip>:<port>\", e.g. \"127.0.0.1:9121\", or \"\" (off)");
+           }
+           m.enabled = true;
+           return true;
+         }},
+        {"idle_timeout",
+         [this](const toml::node& n) {
+           if (!duration(&c_->metrics.idle_timeout_ms)(n)) return false;
+           // Unbounded, a peer could hold every metrics connection open for good.
+           if (c_->metrics.idle_timeout_ms == 0) return bad(n, "must be more than 0");
+           return true;
+         }},
+        {"max_connections", integer(&c_->metrics.max_connections, 1, 10000)},
     };
     for (auto&& [k, v] : root) {
       std::string key(k.str());

@@ -72,6 +72,15 @@ struct WriterConfig {
   int max_attempts = 10;             // behind: then the dead-letter stream
 };
 
+// [metrics]: the HTTP endpoint for Prometheus (GET /metrics) and health checks (GET /healthz).
+struct MetricsConfig {
+  bool enabled = false;              // listen = "" (the default): no endpoint
+  HostPort listen;                   // an IP address and a port above 0
+  uint64_t idle_timeout_ms = 10000;  // a request must arrive whole within this, or the
+                                     // connection is closed
+  int max_connections = 16;          // more are answered 503 and closed
+};
+
 struct Config {
   HostPort listen{"127.0.0.1", 6380};
   std::string requirepass;
@@ -100,6 +109,8 @@ struct Config {
   uint64_t output_soft_seconds_pubsub = 60;
   resp::ParserLimits parser;
   size_t negative_cache_entries = 100000;
+
+  MetricsConfig metrics;
 
   std::vector<BackendConfig> backends;
   std::vector<LoaderConfig> loaders;

@@ -24,6 +24,7 @@ void LatencyHistogram::record(uint64_t us) {
   while (us > kReportBounds[r]) ++r;
   ++report_[r];
   ++count_;
+  sum_ += us;
   if (us > max_) max_ = us;
 }
 

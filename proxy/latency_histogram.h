@@ -22,6 +22,8 @@ class LatencyHistogram {
   uint64_t percentile(double q) const;
   uint64_t max() const { return max_; }
   uint64_t count() const { return count_; }
+  // Of every sample, in microseconds (a Prometheus histogram's _sum).
+  uint64_t sum() const { return sum_; }
   // Samples per reported bucket (not cumulative), parallel to kReportBounds.
   const std::array<uint64_t, kReportBounds.size()>& reportCounts() const { return report_; }
 
@@ -33,6 +35,7 @@ class LatencyHistogram {
   std::array<uint64_t, kBuckets> fine_{};
   std::array<uint64_t, kReportBounds.size()> report_{};
   uint64_t count_ = 0;
+  uint64_t sum_ = 0;
   uint64_t max_ = 0;
 };
 

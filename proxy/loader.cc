@@ -48,6 +48,8 @@ size_t utf8SequenceLength(std::string_view s, size_t i) {
   return n;
 }
 
+}  // namespace
+
 // JSON text must be UTF-8: bytes that are not (SQLite does not check TEXT) become U+FFFD.
 void appendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
@@ -89,6 +91,8 @@ void appendJsonString(std::string_view s, std::string* out) {
   }
   out->push_back('"');
 }
+
+namespace {
 
 std::string base64(std::string_view in) {
   static constexpr char kAlphabet[] =

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "backends/reply_target.h"
+#include "proxy/command_metrics.h"
 #include "proxy/command_router.h"
 #include "proxy/slot_interceptor.h"
 
@@ -65,6 +66,8 @@ class ReplySlot final : public backends::ReplyTarget {
   int frames_left_ = 1;        // replies still expected; -1: bare UNSUBSCRIBE (until none left)
   char unsubscribe_kind_ = 0;  // 'c', 'p' or 's' for the bare UNSUBSCRIBE family
   int64_t select_db_ = 0;
+  CommandClass class_ = CommandClass::kNone;  // a client command's, timed until answered
+  uint64_t taken_at_ns_ = 0;                  // uv_hrtime() of the read that completed it
 };
 
 }  // namespace readthru

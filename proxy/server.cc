@@ -22,7 +22,8 @@ Server::Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders)
       pool_(loop, &flusher_, config),
       loaders_(loaders),
       read_through_(loop, config, loaders, &pool_),
-      write_behind_(loop, loaders, &pool_) {
+      write_behind_(loop, loaders, &pool_),
+      metrics_(loop, config.metrics, this) {
   read_through_.setWriteBehind(&write_behind_);
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
@@ -58,6 +59,7 @@ bool Server::start(std::string* error) {
     return false;
   }
   if (!config_.unixsocket.empty() && !listenUnix(error)) return false;
+  if (!metrics_.start(error)) return false;
   listening_ = true;
   pool_.start();
   write_behind_.start();
@@ -234,6 +236,7 @@ void Server::maybeFinish() {
   pool_.close();
   flusher_.close();
   closeListener();
+  metrics_.close();
   for (uv_handle_t* h :
        {reinterpret_cast<uv_handle_t*>(&idle_timer_), reinterpret_cast<uv_handle_t*>(&deadline_),
         reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_)}) {

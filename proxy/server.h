@@ -12,7 +12,9 @@
 
 #include "backends/loop_flusher.h"
 #include "proxy/cache_registry.h"
+#include "proxy/command_metrics.h"
 #include "proxy/config.h"
+#include "proxy/metrics_server.h"
 #include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/write_behind.h"
@@ -38,6 +40,7 @@ class Server {
   WriterQueueState writerQueue(const Writer& w) const { return write_behind_.queue(w); }
   WriteBehind* writeBehind() { return &write_behind_; }
   size_t clientCount() const { return clients_; }
+  CommandMetrics* commandMetrics() { return &command_metrics_; }
   bool shuttingDown() const { return shutting_down_; }
 
   // Called from ClientConn's close callback.
@@ -57,6 +60,8 @@ class Server {
   CacheRegistry* loaders_;
   ReadThrough read_through_;
   WriteBehind write_behind_;
+  CommandMetrics command_metrics_;
+  MetricsServer metrics_;  // [metrics]: started with the listener, closed as the loop ends
   uv_tcp_t listener_;
   // config_.unixsocket's listener; the socket file is ours from bind until closeListener.
   uv_pipe_t unix_listener_;

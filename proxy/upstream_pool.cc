@@ -176,6 +176,13 @@ void UpstreamPool::onUpstreamDown(backends::UpstreamConn* conn, std::string_view
   }
 }
 
+bool UpstreamPool::up() const {
+  for (const auto* c : resp2_) {
+    if (c->state() == backends::UpstreamConn::State::kReady) return true;
+  }
+  return false;
+}
+
 void UpstreamPool::close() {
   for (auto* c : resp2_) c->close();
   for (auto* c : resp3_) c->close();

@@ -42,6 +42,8 @@ class UpstreamPool final : public backends::UpstreamConn::Listener {
   // it is closed.
   void release(backends::UpstreamConn* conn, bool clean);
   const UpstreamIdentity& identity() const { return identity_; }
+  // Whether a shared connection to the upstream is connected now (health checks, metrics).
+  bool up() const;
   void close();
 
   void onUpstreamReady(backends::UpstreamConn* conn) override;

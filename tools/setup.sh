@@ -6,10 +6,11 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libuv1-dev libhiredis-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev
+  libhttp-parser-dev
   redis-server redis-tools nutcracker
   python3 python3-redis python3-pytest
   clang libclang-rt-14-dev clang-format
-  procps
+  procps curl
   systemd  # systemd-analyze, which checks conf/readthru.service (no running systemd needed)
 )
 

@@ -73,8 +73,11 @@ def write_config(
     upstream_extra: str = "",
     unixsocket: str | None = None,
     unixsocketperm: int | None = None,
+    metrics: str | None = None,
 ) -> Path:
-    """The one place that knows readthru's config format (conf/readthru.toml documents it)."""
+    """The one place that knows readthru's config format (conf/readthru.toml documents it).
+
+    `metrics`: the body of a [metrics] table (e.g. 'listen = "127.0.0.1:9121"'), written last."""
     top = f'listen = "{HOST}:{listen_port}"\n'
     if requirepass is not None:
         top += f'requirepass = "{requirepass}"\n'
@@ -86,8 +89,10 @@ def write_config(
     if upstream_password is not None:
         upstream += f'password = "{upstream_password}"\n'
     upstream += upstream_extra
+    tail = f"\n[metrics]\n{metrics}\n" if metrics is not None else ""
     path.write_text(
         top + "\n[upstream]\n" + upstream + "\n[limits]\n" + f"maxclients = {maxclients}\n" + extra
+        + tail
     )
     return path
 

@@ -126,6 +126,11 @@ max_multibulk_len = 1000
 max_inline_len = "16kb"
 client_output_buffer_limit_normal = 0
 client_output_buffer_limit_pubsub = "16mb 4mb 30"
+
+[metrics]
+listen = "[::1]:9200"
+idle_timeout = "3s"
+max_connections = 2
 )");
   Config c;
   std::string error;
@@ -154,6 +159,24 @@ client_output_buffer_limit_pubsub = "16mb 4mb 30"
   CHECK(c.output_hard_limit_pubsub == 16ull * 1024 * 1024);
   CHECK(c.output_soft_limit_pubsub == 4ull * 1024 * 1024);
   CHECK(c.output_soft_seconds_pubsub == 30);
+  CHECK(c.metrics.enabled);
+  CHECK(c.metrics.listen.host == "::1");
+  CHECK(c.metrics.listen.port == 9200);
+  CHECK(c.metrics.idle_timeout_ms == 3000);
+  CHECK(c.metrics.max_connections == 2);
+}
+
+TEST_CASE("config: [metrics] is off by default and with listen = \"\"") {
+  TempDir dir;
+  for (std::string_view text : {"", "[metrics]\n", "[metrics]\nlisten = \"\"\n"}) {
+    CAPTURE(text);
+    Config c;
+    std::string error;
+    REQUIRE(loadConfigFile(dir.write("metrics.toml", text), &c, &error));
+    CHECK_FALSE(c.metrics.enabled);
+    CHECK(c.metrics.idle_timeout_ms == 10000);
+    CHECK(c.metrics.max_connections == 16);
+  }
 }
 
 TEST_CASE("config: keys absent from the file keep their defaults") {
@@ -216,6 +239,17 @@ TEST_CASE("config: a bad file is refused with file:line:column and the key") {
       // One problem is reported (keys are visited in name order, here also the file's).
       {"[upstream]\nbogus = 1\nconnections = 0\n", "2:1: unknown key 'upstream.bogus'"},
       {"[upstream]\n  password = 5\n", "2:14: 'upstream.password' must be a string"},
+      {"[metrics]\nlisten = \"localhost:9121\"\n",
+       "2:10: 'metrics.listen' must be \"<ip>:<port>\", e.g. \"127.0.0.1:9121\", or \"\" (off)"},
+      {"[metrics]\nlisten = \"127.0.0.1:0\"\n",
+       "2:10: 'metrics.listen' must be \"<ip>:<port>\", e.g. \"127.0.0.1:9121\", or \"\" (off)"},
+      {"[metrics]\nlisten = 9121\n",
+       "2:10: 'metrics.listen' must be \"<ip>:<port>\", e.g. \"127.0.0.1:9121\", or \"\" (off)"},
+      {"[metrics]\nidle_timeout = \"0s\"\n", "2:16: 'metrics.idle_timeout' must be more than 0"},
+      {"[metrics]\nmax_connections = 0\n",
+       "2:19: 'metrics.max_connections' must be between 1 and 10000"},
+      {"[metrics]\nport = 9121\n", "2:1: unknown key 'metrics.port'"},
+      {"metrics = \"127.0.0.1:9121\"\n", "1:1: 'metrics' must be a table"},
   };
   TempDir dir;
   for (const BadFile& c : cases) {

@@ -21,6 +21,7 @@ uint64_t exactPercentile(std::vector<uint64_t> samples, double q) {
 TEST_CASE("latency: an empty histogram") {
   LatencyHistogram h;
   CHECK(h.count() == 0);
+  CHECK(h.sum() == 0);
   CHECK(h.max() == 0);
   for (double q : {0.0, 0.5, 0.99, 1.0}) CHECK(h.percentile(q) == 0);
   for (uint64_t n : h.reportCounts()) CHECK(n == 0);
@@ -31,6 +32,7 @@ TEST_CASE("latency: count, max and small values exactly") {
   // 0..7 have a bucket of their own (4..7 as the four quarters of [4, 8)).
   for (uint64_t us = 0; us < 8; ++us) h.record(us);
   CHECK(h.count() == 8);
+  CHECK(h.sum() == 28);
   CHECK(h.max() == 7);
   for (uint64_t k = 0; k < 8; ++k) {
     CAPTURE(k);
