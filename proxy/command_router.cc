@@ -68,10 +68,17 @@ bool hasBlockArgument(const std::vector<std::string_view>& argv) {
 
 }  // namespace
 
+// Access control counts READTHRU as @admin, @slow and @dangerous, as CONFIG GET and INFO.
 const resp::CommandInfo kReadthruCommandInfo = {
-    "readthru", -2, resp::kFlagAdmin | resp::kFlagNoscript | resp::kFlagLoading | resp::kFlagStale,
-    0,          0,  0,
-    true};
+    "readthru",
+    -2,
+    resp::kFlagAdmin | resp::kFlagNoscript | resp::kFlagLoading | resp::kFlagStale,
+    0,
+    0,
+    0,
+    true,
+    resp::kAclAdmin | resp::kAclSlow | resp::kAclDangerous,
+    {}};
 
 RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
   RouteDecision d;
