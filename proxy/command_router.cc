@@ -40,6 +40,7 @@ struct Known {
   const resp::CommandInfo* psync = resp::findCommand("psync");
   const resp::CommandInfo* script = resp::findCommand("script");
   const resp::CommandInfo* function = resp::findCommand("function");
+  const resp::CommandInfo* acl = resp::findCommand("acl");
 };
 
 const Known& known() {
@@ -119,6 +120,18 @@ RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
     if (clientSubcommandIsStateless(sub)) return d;
     if (equalsIgnoreCase(sub, "reply")) return pin(StateEffect::kClientReply);
     return pin(StateEffect::kSticky);
+  }
+  if (c == k.acl) {
+    if (argv.size() < 2) return d;  // Redis answers the arity error
+    std::string_view sub = argv[1];
+    if (equalsIgnoreCase(sub, "whoami")) return local(LocalCommand::kAclWhoami);
+    // CAT, GENPASS and HELP say nothing of anyone's users; every other subcommand would read or
+    // change the upstream's, which are not readthru's clients' users.
+    if (equalsIgnoreCase(sub, "cat") || equalsIgnoreCase(sub, "genpass") ||
+        equalsIgnoreCase(sub, "help")) {
+      return d;
+    }
+    return local(LocalCommand::kAclRefused);
   }
   if (c == k.multi) return pin(StateEffect::kMulti);
   if (c == k.watch) return pin(StateEffect::kWatch);

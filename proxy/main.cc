@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
   log::Level level;
   log::parseLevel(config.log_level, &level);
   log::setLevel(level);
+  if (!checkProtectedMode(config, &error)) {
+    log::error("{}", error);
+    return 1;
+  }
 
   // A client that vanished must not kill the daemon on write: EPIPE is handled per connection.
   signal(SIGPIPE, SIG_IGN);
