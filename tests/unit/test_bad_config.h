@@ -3,6 +3,7 @@
 
 #include <span>
 #include <string>
+#include <string_view>
 
 #include <doctest/doctest.h>
 
@@ -16,12 +17,14 @@ struct BadConfig {
   std::string error;  // after "<path>:"
 };
 
-// Writes each text to a file and checks that loading it fails with exactly its error.
-inline void checkRefused(std::span<const BadConfig> cases) {
+// Writes each text (followed by `suffix`, e.g. a backend the cases name) to a file and checks
+// that loading it fails with exactly its error.
+inline void checkRefused(std::span<const BadConfig> cases, std::string_view suffix = {}) {
   TempDir dir;
   for (const BadConfig& c : cases) {
-    CAPTURE(c.text);
-    std::string path = dir.write("bad.toml", c.text);
+    std::string text = c.text + std::string(suffix);
+    CAPTURE(text);
+    std::string path = dir.write("bad.toml", text);
     Config config;
     std::string error;
     CHECK_FALSE(loadConfigFile(path, &config, &error));
