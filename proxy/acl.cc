@@ -4,6 +4,7 @@
 
 #include "proxy/command_router.h"
 #include "resp/command_keys.h"
+#include "resp/errors.h"
 #include "resp/glob_match.h"
 
 namespace readthru {
@@ -11,14 +12,6 @@ namespace {
 
 constexpr uint8_t kKeyRead = 1;
 constexpr uint8_t kKeyWrite = 2;
-
-// Redis 7.0's texts (src/server.c, src/sort.c).
-constexpr std::string_view kNoPermKey =
-    "NOPERM this user has no permissions to access one of the keys used as arguments";
-constexpr std::string_view kSortByDenied =
-    "ERR BY option of SORT denied due to insufficient ACL permissions.";
-constexpr std::string_view kSortGetDenied =
-    "ERR GET option of SORT denied due to insufficient ACL permissions.";
 
 std::string noPermCommand(std::string_view name) {
   return fmt::format("NOPERM this user has no permissions to run the '{}' command", name);
@@ -334,7 +327,7 @@ std::string Acl::check(const AclUser& u, const resp::CommandInfo* info,
         break;
       }
     }
-    if (!ok) return std::string(kNoPermKey);
+    if (!ok) return std::string(resp::err::kNoPermKey);
   }
   static const resp::CommandInfo* const kSort = resp::findCommand("sort");
   static const resp::CommandInfo* const kSortRo = resp::findCommand("sort_ro");
@@ -351,10 +344,11 @@ std::string Acl::check(const AclUser& u, const resp::CommandInfo* info,
       } else if (info == kSort && equalsIgnoreCase(argv[i], "store") && left >= 1) {
         i += 1;
       } else if (equalsIgnoreCase(argv[i], "by") && left >= 1) {
-        if (argv[i + 1].find('*') != std::string_view::npos) return std::string(kSortByDenied);
+        if (argv[i + 1].find('*') != std::string_view::npos)
+          return std::string(resp::err::kSortByDenied);
         i += 1;
       } else if (equalsIgnoreCase(argv[i], "get") && left >= 1) {
-        return std::string(kSortGetDenied);
+        return std::string(resp::err::kSortGetDenied);
       } else {
         break;  // a syntax error, which Redis answers
       }
