@@ -184,12 +184,18 @@ void UpstreamConn::onTimer() {
 }
 
 void UpstreamConn::send(std::string_view request, ReplyTarget* target) {
+  sealBatch();
+  sendInBatch(request, target);
+}
+
+void UpstreamConn::sendInBatch(std::string_view request, ReplyTarget* target) {
   out_.append(request);
   fifo_.push_back(Pending{target, uv_now(loop_)});
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
 void UpstreamConn::sendOwned(resp::ByteBuffer&& request, ReplyTarget* target) {
+  sealBatch();
   if (out_.empty()) {
     out_.swap(request);
   } else {
@@ -201,11 +207,13 @@ void UpstreamConn::sendOwned(resp::ByteBuffer&& request, ReplyTarget* target) {
 }
 
 void UpstreamConn::sendUnanswered(std::string_view request) {
+  sealBatch();
   out_.append(request);
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
 void UpstreamConn::flush() {
+  sealBatch();
   if (state_ != State::kReady || writing_ || out_.empty()) return;
   uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
   int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
@@ -316,6 +324,7 @@ void UpstreamConn::replyEnded(char type) {
 }
 
 void UpstreamConn::failPending(std::string_view reason) {
+  sealBatch();  // its requests fail with the rest, in order
   std::deque<Pending> pending;
   pending.swap(fifo_);
   handshake_left_ = 0;

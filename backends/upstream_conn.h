@@ -57,6 +57,18 @@ class UpstreamConn final : public Flushable {
     ~Listener() = default;
   };
 
+  // Requests that several callers build together on this connection (write-behind's shared
+  // transaction): while a batch is open, its requests go out with sendInBatch(); any other
+  // request, a flush, or a failure first seals it, so it can append its closing requests in
+  // front of everything that follows. The batch outlives sealing as a reply target of its own.
+  class Batch {
+   public:
+    virtual void seal(UpstreamConn* conn) = 0;
+
+   protected:
+    ~Batch() = default;
+  };
+
   UpstreamConn(uv_loop_t* loop, LoopFlusher* flusher, UpstreamOptions options, Listener* listener);
 
   void connect();
@@ -67,6 +79,14 @@ class UpstreamConn final : public Flushable {
   void sendOwned(resp::ByteBuffer&& request, ReplyTarget* target);
   // Queues a request Redis will not answer (the client switched replies off with CLIENT REPLY).
   void sendUnanswered(std::string_view request);
+  // The open batch (nullptr: none); opening one seals the one before.
+  Batch* openBatch() const { return batch_; }
+  void setOpenBatch(Batch* batch) {
+    sealBatch();
+    batch_ = batch;
+  }
+  // As send(), for a request of the open batch (which it does not seal).
+  void sendInBatch(std::string_view request, ReplyTarget* target);
   bool acceptsRequests() const { return state_ == State::kConnecting || state_ == State::kReady; }
   State state() const { return state_; }
   size_t pending() const { return fifo_.size(); }
@@ -104,6 +124,12 @@ class UpstreamConn final : public Flushable {
   void armReconnect(uint64_t delay_ms);
   void onTimer();
   void handleClosed();
+  void sealBatch() {
+    if (batch_ == nullptr) return;
+    Batch* b = batch_;
+    batch_ = nullptr;
+    b->seal(this);
+  }
   std::string handshake(size_t* requests) const;
 
   uv_loop_t* loop_;
@@ -127,6 +153,7 @@ class UpstreamConn final : public Flushable {
   resp::ByteBuffer writing_buf_;  // owned by the write in flight
   std::string frame_;             // buffer_frames: the frame being read
   std::deque<Pending> fifo_;
+  Batch* batch_ = nullptr;
   size_t handshake_left_ = 0;  // handshake replies still expected at the head of the FIFO
   resp::ReplyFramer framer_;
 };

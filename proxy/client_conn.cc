@@ -8,6 +8,7 @@
 #include "proxy/log.h"
 #include "proxy/readthru_command.h"
 #include "proxy/server.h"
+#include "proxy/write_behind_batch.h"
 #include "proxy/write_plan.h"
 #include "proxy/write_through.h"
 #include "resp/errors.h"
@@ -98,34 +99,6 @@ std::string request(const resp::Command& cmd) {
   return out;
 }
 
-// EXEC's reply to a write-behind transaction (write_behind.h) holds the client's reply first:
-// that element is what the client gets. An error instead of the array (EXECABORT: Redis refused
-// a part, out of memory say) goes to the client as it is.
-class ExecFirstReply final : public SlotInterceptor {
- public:
-  void onReply(ReplySlot* slot) override {
-    std::string reply;
-    reply.swap(slot->data_);
-    std::string_view r = reply;
-    size_t eol = r.find("\r\n");
-    if (!r.empty() && r[0] == '*' && eol != std::string_view::npos && eol + 2 < r.size()) {
-      std::string_view rest = r.substr(eol + 2);
-      size_t end = rest.find("\r\n");
-      if (end != std::string_view::npos) {
-        end += 2;
-        if (rest[0] == '$') {
-          int64_t len = 0;
-          if (parseInt(rest.substr(1, end - 3), &len) && len >= 0)
-            end += static_cast<size_t>(len) + 2;
-        }
-        reply = std::string(rest.substr(0, std::min(end, rest.size())));
-      }
-    }
-    slot->finishHeld(std::move(reply));
-    delete this;
-  }
-};
-
 // Replaces the upstream's reply with readthru's own (see kRefusedInMulti).
 class ReplaceReply final : public SlotInterceptor {
  public:
@@ -149,11 +122,15 @@ struct ClientConn::WriteReq {
 
 size_t ClientConn::liveCount() { return g_live; }
 
-ClientConn::ClientConn(Server* server, uint64_t id)
-    : server_(server), id_(id), parser_(&server->config().parser) {
+ClientConn::ClientConn(Server* server, uint64_t id, bool unix_socket)
+    : server_(server), id_(id), parser_(&server->config().parser), unix_socket_(unix_socket) {
   ++g_live;
-  uv_tcp_init(server_->loop(), &tcp_);
-  tcp_.data = this;
+  if (unix_socket_) {
+    uv_pipe_init(server_->loop(), &pipe_, 0);
+  } else {
+    uv_tcp_init(server_->loop(), &tcp_);
+  }
+  stream()->data = this;
   setUser(server_->acl().initialUser());
   last_active_ = uv_now(server_->loop());
 }
@@ -161,7 +138,7 @@ ClientConn::ClientConn(Server* server, uint64_t id)
 ClientConn::~ClientConn() { --g_live; }
 
 void ClientConn::start(std::string_view reject) {
-  uv_tcp_nodelay(&tcp_, 1);
+  if (!unix_socket_) uv_tcp_nodelay(&tcp_, 1);
   if (!reject.empty()) {
     replyError(reject);
     close_after_flush_ = true;
@@ -428,7 +405,9 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     case WriteDispatch::kForward:
       break;
   }
-  forward(cmd, d, target, interceptorFor(cmd, d));
+  Loader* on_nil = nullptr;
+  SlotInterceptor* interceptor = interceptorFor(cmd, d, &on_nil);
+  forward(cmd, d, target, interceptor, on_nil);
   return true;
 }
 
@@ -471,10 +450,10 @@ void ClientConn::setUser(const AclUser* user) {
 
 void ClientConn::authFailed(std::string_view how, std::string_view user) {
   server_->acl().noteAuthFailure();
-  std::string addr = "?";
+  std::string addr = unix_socket_ ? "unix:" + server_->config().unixsocket : "?";
   sockaddr_storage peer{};
   int len = sizeof peer;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+  if (!unix_socket_ && uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
     char ip[INET6_ADDRSTRLEN] = "";
     if (peer.ss_family == AF_INET6) {
       auto* a = reinterpret_cast<sockaddr_in6*>(&peer);
@@ -522,16 +501,20 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
       }
       // A write: read-through hears of it (nothing intercepts the reply of a write).
       (void)interceptorFor(cmd, d);
-      if (reply_mode_ == ReplyMode::kOn && !in_multi_) {
-        if (auto parts = WriteBehind::transaction(plan, cmd.argv, request(cmd))) {
-          // Every part but EXEC answers something the client never sees.
-          for (size_t i = 0; i + 1 < parts->size(); ++i) target->send((*parts)[i], nullptr);
-          resp::Command exec = cmd;
-          exec.raw = parts->back();
-          exec.is_inline = false;
-          forward(exec, d, target, new ExecFirstReply());
-          return WriteDispatch::kDone;
+      if (reply_mode_ == ReplyMode::kOn && !in_multi_ && target != pinned_ &&
+          WriteBehind::batchable(plan, cmd.argv)) {
+        // Joins the shared transaction of this connection's other write-behind writes.
+        ReplySlot* s = newSlot();
+        s->awaiting_ = true;
+        s->proves_unanswered_ = unanswered_;
+        ++inflight_;
+        inflight_conn_ = target;
+        if (cmd.is_inline) {
+          WriteBehindBatch::join(target, plan, request(cmd), s);
+        } else {
+          WriteBehindBatch::join(target, plan, cmd.raw, s);  // no copy
         }
+        return WriteDispatch::kDone;
       }
       // Otherwise the command runs inside a script that also queues its keys.
       std::string wrapped = WriteBehind::wrap(plan, cmd.argv);
@@ -572,7 +555,8 @@ ClientConn::WriteDispatch ClientConn::startHeldWrite(const resp::Command& cmd,
   return WriteDispatch::kDone;
 }
 
-SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const RouteDecision& d) {
+SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const RouteDecision& d,
+                                            Loader** on_nil) {
   if (d.info == nullptr) return nullptr;
   static const resp::CommandInfo* const kInfo = resp::findCommand("info");
   if (d.info == kInfo) return in_multi_ ? nullptr : interceptInfo(server_, cmd.argv);
@@ -588,7 +572,11 @@ SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const Rout
   // In a transaction the reply is +QUEUED; under WATCH a fill would touch the watched key and
   // fail the client's EXEC: both stay plain Redis.
   if (in_multi_ || watching_) return nullptr;
-  return rt->intercept(cmd, d.info, protocol_);
+  return rt->intercept(cmd, d.info, protocol_, on_nil);
+}
+
+SlotInterceptor* ClientConn::interceptNil(Loader* loader, std::string_view key, int protocol) {
+  return server_->readThrough()->interceptNil(loader, key, protocol);
 }
 
 bool ClientConn::takeReplyExpected() {
@@ -605,7 +593,8 @@ bool ClientConn::takeReplyExpected() {
 }
 
 void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
-                         backends::UpstreamConn* conn, SlotInterceptor* interceptor) {
+                         backends::UpstreamConn* conn, SlotInterceptor* interceptor,
+                         Loader* on_nil) {
   bool expect_reply = takeReplyExpected();
   if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3 && !in_multi_ &&
       !(inPubsub() && protocol_ == 2)) {
@@ -650,6 +639,11 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
   ReplySlot* s = newSlot();
   s->awaiting_ = true;
   s->interceptor_ = interceptor;
+  if (on_nil != nullptr) {
+    s->nil_loader_ = on_nil;
+    s->nil_key_.assign(cmd.argv[1]);
+    s->nil_protocol_ = protocol_;
+  }
   s->effect_ = d.effect;
   s->proves_unanswered_ = unanswered_;
   size_t nargs = cmd.argv.size() - 1;

@@ -37,8 +37,9 @@ class Server;
 
 class ClientConn final : public backends::Flushable, public backends::UpstreamConn::Listener {
  public:
-  ClientConn(Server* server, uint64_t id);
-  uv_tcp_t* handle() { return &tcp_; }
+  // `unix_socket`: the client came in on the unix socket listener, not TCP; nothing else differs.
+  ClientConn(Server* server, uint64_t id, bool unix_socket = false);
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   // Starts reading; `reject` writes that error and closes (maxclients).
   void start(std::string_view reject = {});
   void close();
@@ -61,6 +62,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void slotFinished(ReplySlot* slot, bool failed);
   // Completes a slot an interceptor held (see slot_interceptor.h).
   void completeHeld(ReplySlot* slot, std::string&& bytes);
+  // A watched GET answered nil: read-through's interceptor for its slot (nullptr: stream it).
+  SlotInterceptor* interceptNil(Loader* loader, std::string_view key, int protocol);
   // Subscriptions of one kind ('c' channels, 'p' patterns, 's' shard channels) still open.
   size_t subscriptionsLeft(char kind) const;
 
@@ -88,11 +91,14 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool dispatch(const resp::Command& cmd);
   // `interceptor` (may be null) sees the reply before the client; it is dropped when the request
   // gets no reply (CLIENT REPLY OFF/SKIP).
+  // `on_nil`: a GET's loader, whose slot watches for a nil reply (ReplySlot::nil_loader_).
   void forward(const resp::Command& cmd, const RouteDecision& d, backends::UpstreamConn* conn,
-               SlotInterceptor* interceptor = nullptr);
-  // Read-through and INFO: what must see this command's reply first. Also tells read-through
-  // about writes.
-  SlotInterceptor* interceptorFor(const resp::Command& cmd, const RouteDecision& d);
+               SlotInterceptor* interceptor = nullptr, Loader* on_nil = nullptr);
+  // Read-through and INFO: what must see this command's reply first, or (read-through GETs,
+  // when `on_nil` is given) the loader whose slot only a nil reply hands to read-through. Also
+  // tells read-through about writes.
+  SlotInterceptor* interceptorFor(const resp::Command& cmd, const RouteDecision& d,
+                                  Loader** on_nil = nullptr);
   // Writes to the writers' keys (write_plan.h): taken care of, to be forwarded as usual, or to
   // wait (ordering barrier) until every earlier request of this client is answered.
   enum class WriteDispatch : uint8_t { kDone, kForward, kWait };
@@ -138,7 +144,12 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
 
   Server* server_;
   uint64_t id_;
-  uv_tcp_t tcp_;
+  // The socket. Everything but TCP_NODELAY goes through the uv_stream_t both begin with, so the
+  // code names tcp_ for either.
+  union {
+    uv_tcp_t tcp_;
+    uv_pipe_t pipe_;
+  };
   resp::RequestParser parser_;
   resp::ByteBuffer in_;         // unparsed input (empty when idle: no per-client buffer)
   bool in_handed_off_ = false;  // in_ went upstream whole (a large request, no copy)
@@ -157,6 +168,7 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   uint64_t soft_limit_since_ = 0;  // pubsub output over the soft limit since (ms), 0: not over
   int64_t db_ = 0;
   uint8_t protocol_ = 2;
+  bool unix_socket_;               // tcp_ is pipe_
   const AclUser* user_ = nullptr;  // who the client is (proxy/acl.h); nullptr: not authenticated
   bool unrestricted_ = false;      // user_ may run anything: no per-command check
   bool reading_ = false;

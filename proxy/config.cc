@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <sys/un.h>
+
 #include <charconv>
 #include <cstring>
 #include <filesystem>
@@ -127,6 +129,36 @@ class ConfigReader {
            return true;
          }},
         {"shutdown_timeout", duration(&c_->shutdown_timeout_ms)},
+        {"unixsocket",
+         [this](const toml::node& n) {
+           if (!str(&c_->unixsocket)(n)) return false;
+           // A longer path would not fit a socket address (libuv and Redis would cut it short).
+           if (c_->unixsocket.size() >= sizeof(sockaddr_un::sun_path)) {
+             return bad(n, fmt::format("is too long: a unix socket path must be under {} bytes",
+                                       sizeof(sockaddr_un::sun_path)));
+           }
+           return true;
+         }},
+        {"unixsocketperm",
+         [this](const toml::node& n) {
+           // Written as in redis.conf (770 means 0770), or as a TOML octal number (0o770).
+           const char* want = "must be permission bits in octal, e.g. 770 or 0o770";
+           if (!n.is_integer()) return bad(n, want);
+           int64_t v = *n.value<int64_t>();
+           if (!!(n.as_integer()->flags() & toml::value_flags::format_as_octal)) {
+             if (v < 0 || v > 0777) return bad(n, want);
+             c_->unixsocketperm = static_cast<uint32_t>(v);
+             return true;
+           }
+           if (v < 0 || v > 777) return bad(n, want);
+           uint32_t perm = 0;
+           for (int64_t rest = v, shift = 0; rest > 0; rest /= 10, shift += 3) {
+             if (rest % 10 > 7) return bad(n, want);
+             perm |= static_cast<uint32_t>(rest % 10) << shift;
+           }
+           c_->unixsocketperm = perm;
+           return true;
+         }},
     };
     keys["upstream"] = {
         {"address", hostPort(&c_->upstream)},

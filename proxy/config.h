@@ -92,6 +92,11 @@ struct Config {
   bool protected_mode = true;
   std::string log_level = "info";
   uint64_t shutdown_timeout_ms = 10000;
+  // A unix socket clients can connect to besides `listen`, as redis.conf's unixsocket; empty:
+  // none. A relative path is relative to the working directory, as with redis-server.
+  std::string unixsocket;
+  // Its permission bits (0700 ...), as redis.conf's unixsocketperm; 0: what the umask leaves.
+  uint32_t unixsocketperm = 0;
 
   HostPort upstream{"127.0.0.1", 6379};
   std::string upstream_username;

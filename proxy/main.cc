@@ -1,7 +1,8 @@
 // readthru: a Redis-compatible caching proxy. See README.md for the life of a request.
 //
 // Exit codes: 0 clean stop (SIGTERM/SIGINT) or a good --check-config; 1 bad command line or
-// config; 2 cannot start (listen address in use, ...); 3 objects left alive at exit (a bug).
+// config; 2 cannot start (listen address in use, unix socket, ...); 3 objects left alive at exit
+// (a bug). --help prints them too; keep the README's list the same.
 
 #include <uv.h>
 
@@ -29,7 +30,14 @@ void usage(FILE* f) {
           "  --listen HOST:PORT    address for clients (default 127.0.0.1:6380)\n"
           "  --upstream HOST:PORT  the Redis to forward to (default 127.0.0.1:6379)\n"
           "  --check-config        validate the configuration and exit\n"
-          "  --version             print the version and exit\n");
+          "  --version             print the version and exit\n"
+          "  --help                print this help and exit\n"
+          "\n"
+          "Exit status:\n"
+          "  0  stopped by SIGTERM or SIGINT, or --check-config found the configuration good\n"
+          "  1  bad command line or configuration\n"
+          "  2  cannot start (listen address in use, unix socket cannot be opened, ...)\n"
+          "  3  objects left alive at exit (a bug in readthru)\n");
 }
 
 }  // namespace

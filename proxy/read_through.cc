@@ -64,7 +64,7 @@ ReadThrough::ReadThrough(uv_loop_t* loop, const Config& config, CacheRegistry* r
 }
 
 SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::CommandInfo* info,
-                                        int protocol) {
+                                        int protocol, Loader** on_nil) {
   if (closed_ || info == nullptr) return nullptr;
   const Known& k = known();
   using Op = ReadThroughRequest::Op;
@@ -93,13 +93,11 @@ SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::Co
     if (l != nullptr && l->isHash() == hash) first = i, first_loader = l;
   }
   if (first_loader == nullptr) return nullptr;
-  ReadThroughRequest* req;
-  if (spare_.empty()) {
-    req = new ReadThroughRequest(this);
-  } else {
-    req = spare_.back();
-    spare_.pop_back();
+  if (op == Op::kGet && on_nil != nullptr && first_loader->config().refresh_ahead == 0) {
+    *on_nil = first_loader;
+    return nullptr;
   }
+  ReadThroughRequest* req = takeRequest();
   req->start(op, protocol);
   auto& keys = req->keys();
   keys.resize(last_key);
@@ -119,6 +117,25 @@ SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::Co
   if (op == Op::kHget || op == Op::kHmget) {
     for (size_t i = 2; i < argv.size(); ++i) fields.emplace_back(argv[i]);
   }
+  return req;
+}
+
+SlotInterceptor* ReadThrough::interceptNil(Loader* loader, std::string_view key, int protocol) {
+  if (closed_) return nullptr;
+  ReadThroughRequest* req = takeRequest();
+  req->start(ReadThroughRequest::Op::kGet, protocol);
+  auto& keys = req->keys();
+  keys.resize(1);
+  keys[0].name.assign(key);
+  keys[0].loader = loader;
+  req->fields().clear();
+  return req;
+}
+
+ReadThroughRequest* ReadThrough::takeRequest() {
+  if (spare_.empty()) return new ReadThroughRequest(this);
+  ReadThroughRequest* req = spare_.back();
+  spare_.pop_back();
   return req;
 }
 

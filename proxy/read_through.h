@@ -51,7 +51,13 @@ class ReadThrough {
   // For GET, MGET (string and json loaders) and HGET, HMGET, HGETALL (hash loaders) with at
   // least one key a loader serves: the interceptor for the command's slot. nullptr otherwise.
   // `protocol` is the client's, for the reply readthru may write in Redis's place.
-  SlotInterceptor* intercept(const resp::Command& cmd, const resp::CommandInfo* info, int protocol);
+  // A GET of a key whose loader has no refresh_ahead is not intercepted when `on_nil` is given:
+  // *on_nil is set to the loader instead, and the reply's slot asks interceptNil() only if Redis
+  // answers nil, so a hit costs no more than forwarding.
+  SlotInterceptor* intercept(const resp::Command& cmd, const resp::CommandInfo* info, int protocol,
+                             Loader** on_nil = nullptr);
+  // The interceptor for a GET of `key` whose reply was nil (nullptr once closed).
+  SlotInterceptor* interceptNil(Loader* loader, std::string_view key, int protocol);
 
   // Whether writes need to be reported at all (a load in flight, an absent key remembered).
   bool watchingWrites() const { return !flights_.empty() || !negative_.empty(); }
@@ -89,6 +95,7 @@ class ReadThrough {
  private:
   class FillTarget;
 
+  ReadThroughRequest* takeRequest();
   void startQuery(Flight* f);
   void onLoaded(Flight* f, backends::SqlResult&& result);
   void complete(Flight* f, LoadedValue&& value);

@@ -1,6 +1,7 @@
 #include "proxy/reply_slot.h"
 
 #include "proxy/client_conn.h"
+#include "proxy/loader.h"
 
 namespace readthru {
 
@@ -8,7 +9,25 @@ void ReplySlot::replyData(const char* data, size_t len) {
   if (client_ == nullptr) return;  // orphan: the reply is read and dropped
   data_.append(data, len);
   if (interceptor_ != nullptr) return;  // kept whole for the interceptor, never streamed
+  if (nil_loader_ != nullptr) {
+    if (!resolveNilWatch()) return;
+    len = data_.size();  // bytes held while undecided count now
+  }
   client_->slotProgress(this, len);
+}
+
+bool ReplySlot::resolveNilWatch() {
+  // A nil is "$-1\r\n" (RESP2) or "_\r\n" (RESP3); an error or a value streams.
+  if (data_.empty() || (data_[0] == '$' && data_.size() < 2)) return false;
+  Loader* loader = nil_loader_;
+  nil_loader_ = nullptr;
+  if (data_[0] == '_' || (data_[0] == '$' && data_[1] == '-')) {
+    interceptor_ = client_->interceptNil(loader, nil_key_, nil_protocol_);
+    if (interceptor_ != nullptr) return false;
+  } else if (data_[0] != '-') {
+    ++loader->stats().hits;
+  }
+  return true;
 }
 
 void ReplySlot::replyFrame(std::string& frame) {
@@ -20,6 +39,10 @@ void ReplySlot::replyFrame(std::string& frame) {
     data_.append(frame);
   }
   if (interceptor_ != nullptr) return;
+  if (nil_loader_ != nullptr) {
+    if (!resolveNilWatch()) return;
+    len = data_.size();
+  }
   client_->slotProgress(this, len);
 }
 
@@ -32,6 +55,10 @@ bool ReplySlot::replyDone(char) {
   }
   if (more) return true;
   awaiting_ = false;
+  // A whole reply always decides a nil watch (an orphan's never started one).
+  if (nil_loader_ != nullptr && client_ != nullptr && resolveNilWatch()) {
+    client_->slotProgress(this, data_.size());
+  }
   if (interceptor_ != nullptr) {
     held_ = true;
     if (client_ != nullptr) client_->slotFinished(this, false);

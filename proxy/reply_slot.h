@@ -20,6 +20,7 @@
 namespace readthru {
 
 class ClientConn;
+class Loader;
 
 class ReplySlot final : public backends::ReplyTarget {
  public:
@@ -38,6 +39,10 @@ class ReplySlot final : public backends::ReplyTarget {
   // Ends the hold of an interceptor with the reply the client gets; frees an orphan.
   void finishHeld(std::string&& bytes);
 
+  // For a slot watching for a nil (nil_loader_): false while the bytes so far cannot tell, or
+  // once the nil made it intercepted; true when the reply is not a nil and streams from now on.
+  bool resolveNilWatch();
+
   ClientConn* client_;         // nullptr: orphan
   ReplySlot* next_ = nullptr;  // the client's queue, oldest first
   ReplySlot* prev_ = nullptr;
@@ -47,6 +52,13 @@ class ReplySlot final : public backends::ReplyTarget {
   bool streamed_ = false;  // part of the reply already went to the client's output
   bool held_ = false;      // an interceptor has the whole reply and decides what the client gets
   SlotInterceptor* interceptor_ = nullptr;  // sees the reply before the client (owned by itself)
+  // A GET of a key a loader serves (one without refresh_ahead), not intercepted up front so that
+  // a hit costs what forwarding costs: the reply streams as usual unless its first bytes are a
+  // nil, which hands the slot to read-through (ClientConn::interceptNil) before any byte of it
+  // reaches the client.
+  Loader* nil_loader_ = nullptr;
+  std::string nil_key_;
+  int nil_protocol_ = 2;  // the client's protocol when it asked
   StateEffect effect_ = StateEffect::kNone;
   bool proves_unanswered_ = false;  // sent after requests Redis does not answer: its reply
                                     // shows they ran

@@ -1,6 +1,13 @@
 #include "proxy/server.h"
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include "proxy/client_conn.h"
 #include "proxy/log.h"
@@ -20,6 +27,8 @@ Server::Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders)
   read_through_.setWriteBehind(&write_behind_);
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
+  uv_pipe_init(loop_, &unix_listener_, 0);
+  unix_listener_.data = this;
   uv_timer_init(loop_, &idle_timer_);
   idle_timer_.data = this;
   uv_timer_init(loop_, &deadline_);
@@ -41,7 +50,7 @@ bool Server::start(std::string* error) {
   int rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, [](uv_stream_t* s, int status) {
-      static_cast<Server*>(s->data)->onConnection(status);
+      static_cast<Server*>(s->data)->onConnection(s, status);
     });
   }
   if (rc != 0) {
@@ -49,6 +58,7 @@ bool Server::start(std::string* error) {
                          uv_strerror(rc));
     return false;
   }
+  if (!config_.unixsocket.empty() && !listenUnix(error)) return false;
   listening_ = true;
   pool_.start();
   write_behind_.start();
@@ -66,14 +76,57 @@ bool Server::start(std::string* error) {
   }
   log::info("readthru {} listening on {}:{}, upstream {}:{}", READTHRU_VERSION, config_.listen.host,
             config_.listen.port, config_.upstream.host, config_.upstream.port);
+  if (unix_bound_) log::info("listening on unix socket {}", config_.unixsocket);
   return true;
 }
 
-void Server::onConnection(int status) {
+// Called once TCP listens: a second readthru started with the same config stops at the port in
+// use before it could remove the first one's socket file.
+bool Server::listenUnix(std::string* error) {
+  const std::string& path = config_.unixsocket;  // under sun_path's size (checked by the config)
+  auto fail = [&](const char* step, int uv_code) {
+    *error = fmt::format("Failed opening Unix socket: {} {}: {}", step, path, uv_strerror(uv_code));
+    return false;
+  };
+  // A socket file left behind by a readthru that did not stop cleanly would make bind fail:
+  // remove it, as redis-server does. Anything else at that path is left alone (bind reports it).
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+  // Bound here rather than by uv_pipe_bind, which reports a missing directory as EACCES.
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail("socket", uv_translate_sys_error(errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.data(), path.size());
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int rc = uv_translate_sys_error(errno);
+    ::close(fd);
+    return fail("bind", rc);
+  }
+  unix_bound_ = true;  // closeListener removes the file from here on
+  if (config_.unixsocketperm != 0 && chmod(path.c_str(), config_.unixsocketperm) != 0) {
+    int rc = uv_translate_sys_error(errno);
+    ::close(fd);
+    return fail("chmod", rc);
+  }
+  int rc = uv_pipe_open(&unix_listener_, fd);
+  if (rc != 0) {
+    ::close(fd);
+    return fail("open", rc);
+  }
+  // The handle owns fd now; closeListener closes it.
+  rc = uv_listen(
+      reinterpret_cast<uv_stream_t*>(&unix_listener_), 511,
+      [](uv_stream_t* s, int status) { static_cast<Server*>(s->data)->onConnection(s, status); });
+  if (rc != 0) return fail("listen", rc);
+  return true;
+}
+
+void Server::onConnection(uv_stream_t* listener, int status) {
   if (status != 0 || shutting_down_) return;
-  auto* c = new ClientConn(this, next_client_id_++);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
-                reinterpret_cast<uv_stream_t*>(c->handle())) != 0) {
+  bool unix_socket = listener == reinterpret_cast<uv_stream_t*>(&unix_listener_);
+  auto* c = new ClientConn(this, next_client_id_++, unix_socket);
+  if (uv_accept(listener, c->stream()) != 0) {
     ++clients_;  // close() ends in removeClient
     c->next_ = clients_head_;
     if (clients_head_ != nullptr) clients_head_->prev_ = c;
@@ -155,6 +208,11 @@ void Server::closeListener() {
   listener_closed_ = true;
   listening_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&unix_listener_), nullptr);
+  // Remove the socket file, as redis-server does at shutdown: a client trying it now finds no
+  // file rather than a socket nobody accepts on.
+  if (unix_bound_) unlink(config_.unixsocket.c_str());
+  unix_bound_ = false;
 }
 
 void Server::maybeFinish() {

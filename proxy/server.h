@@ -3,6 +3,7 @@
 // upstream pool, loop flusher), idle timeouts, and the orderly stop on SIGTERM/SIGINT:
 // stop accepting, let every client receive the replies it is owed (up to shutdown_timeout),
 // close everything, and let the loop run dry so main returns 0.
+// A unix socket (`unixsocket`) is a second listener; its clients are ClientConns like any other.
 
 #include <uv.h>
 
@@ -45,7 +46,8 @@ class Server {
   void removeClient(ClientConn* c);
 
  private:
-  void onConnection(int status);
+  void onConnection(uv_stream_t* listener, int status);
+  bool listenUnix(std::string* error);
   void onIdleTimer();
   void maybeFinish();
   void closeListener();
@@ -59,6 +61,9 @@ class Server {
   ReadThrough read_through_;
   WriteBehind write_behind_;
   uv_tcp_t listener_;
+  // config_.unixsocket's listener; the socket file is ours from bind until closeListener.
+  uv_pipe_t unix_listener_;
+  bool unix_bound_ = false;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uv_timer_t idle_timer_;

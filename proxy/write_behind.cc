@@ -160,34 +160,17 @@ std::string WriteBehind::wrap(const WritePlan& plan, const std::vector<std::stri
   return out;
 }
 
-std::optional<std::vector<std::string>> WriteBehind::transaction(
-    const WritePlan& plan, const std::vector<std::string_view>& argv, std::string_view raw) {
+bool WriteBehind::batchable(const WritePlan& plan, const std::vector<std::string_view>& argv) {
   if (plan.op == WritePlan::Op::kHset || plan.op == WritePlan::Op::kHdel || plan.nx || plan.xx) {
-    return std::nullopt;
+    return false;
   }
   if (equalsIgnoreCase(argv[0], "set")) {
     for (size_t i = 3; i < argv.size(); ++i) {
-      // SET ... GET answers the old value, and fails on a key of another type: the script
-      // decides.
-      if (equalsIgnoreCase(argv[i], "get")) return std::nullopt;
+      // SET ... GET answers the old value, and fails on a key of another type.
+      if (equalsIgnoreCase(argv[i], "get")) return false;
     }
   }
-  auto command = [](std::initializer_list<std::string_view> args) {
-    std::string out;
-    resp::ReplyEncoder e(&out, 2);
-    e.arrayHeader(args.size());
-    for (std::string_view a : args) e.bulk(a);
-    return out;
-  };
-  std::vector<std::string> parts;
-  parts.push_back(command({"MULTI"}));
-  parts.emplace_back(raw);
-  for (const auto& item : plan.items) {
-    parts.push_back(command({"HSET", pendingKey(*item.writer), item.key, encodeState(item.state)}));
-    parts.push_back(command({"XADD", streamKey(*item.writer), "*", "k", item.key}));
-  }
-  parts.push_back(command({"EXEC"}));
-  return parts;
+  return true;
 }
 
 // One writer's flusher: a cycle every flush_interval while it holds the lease.
@@ -297,7 +280,8 @@ class WriteBehind::Flusher {
 
   // Entries delivered before but never acknowledged (a failed batch, a process that died) first.
   void claim() {
-    std::string count = std::to_string(w_->config().batch);
+    asked_ = entries_per_read_;
+    std::string count = std::to_string(asked_);
     callUpstream(conn(),
                  {"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", "0-0", "COUNT", count},
                  [this](const redisReply* r) {
@@ -322,7 +306,8 @@ class WriteBehind::Flusher {
 
   void readNew() {
     claimed_ = false;
-    std::string count = std::to_string(w_->config().batch);
+    asked_ = entries_per_read_;
+    std::string count = std::to_string(asked_);
     callUpstream(
         conn(),
         {"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", count, "STREAMS", stream_, ">"},
@@ -344,10 +329,13 @@ class WriteBehind::Flusher {
         });
   }
 
-  // Entries [[id, [field, value...]], ...] into keys_; false when there are none.
+  // Entries [[id, [k, key, k, key...]], ...] into keys_; false when there are none. An entry
+  // names every key one transaction queued (write_behind_batch.h), each once or more.
   bool collect(const redisReply* entries) {
     keys_.clear();
+    open_keys_.clear();
     read_ = 0;
+    writes_read_ = 0;
     oldest_id_ms_ = 0;
     if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY) return false;
     std::map<std::string, size_t> index;
@@ -355,19 +343,32 @@ class WriteBehind::Flusher {
       const redisReply* e = entries->element[i];
       if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
       std::string id(replyString(e->element[0]));
-      const redisReply* fields = e->element[1];
-      std::string key;
-      if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
-        for (size_t j = 0; j + 1 < fields->elements; j += 2) {
-          if (replyString(fields->element[j]) == "k") key = replyString(fields->element[j + 1]);
-        }
-      }
       ++read_;
       uint64_t ms = idMillis(id);
       if (oldest_id_ms_ == 0 || ms < oldest_id_ms_) oldest_id_ms_ = ms;
-      auto [it, fresh] = index.emplace(key, keys_.size());
-      if (fresh) keys_.push_back({key, {}, std::nullopt});
-      keys_[it->second].ids.push_back(std::move(id));
+      const redisReply* fields = e->element[1];
+      int& open = open_keys_[id];
+      if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
+        for (size_t j = 0; j + 1 < fields->elements; j += 2) {
+          if (replyString(fields->element[j]) != "k") continue;
+          ++writes_read_;
+          auto [it, fresh] = index.emplace(replyString(fields->element[j + 1]), keys_.size());
+          if (fresh) keys_.push_back({it->first, {}, std::nullopt});
+          std::vector<std::string>& ids = keys_[it->second].ids;
+          if (ids.empty() || ids.back() != id) {
+            ids.push_back(id);
+            ++open;
+          }
+        }
+      }
+      if (open == 0) keys_.push_back({"", {id}, std::nullopt}), open = 1;  // no key: just ack it
+    }
+    // `batch` bounds the writes of a cycle (its database transaction, its HMGET, its clearing
+    // script, each of which holds up Redis or the loop while it runs), not the entries: the
+    // next read asks for as many entries as hold about that many writes, judged by these.
+    if (read_ > 0) {
+      size_t per_entry = std::max<size_t>(1, (writes_read_ + read_ - 1) / read_);
+      entries_per_read_ = std::max<size_t>(1, w_->config().batch / per_entry);
     }
     return read_ > 0;
   }
@@ -406,7 +407,7 @@ class WriteBehind::Flusher {
             ++w_->stats().batches;
             // Every entry of the batch without a row write of its own: a later write to its key
             // (in this batch, or already written by an earlier one) absorbed it.
-            w_->stats().coalesced += read_ - n;
+            w_->stats().coalesced += writes_read_ - n;
             return finishBatch(keys_);
           }
           ++(r.timed_out ? w_->stats().timeouts : w_->stats().errors);
@@ -475,7 +476,15 @@ class WriteBehind::Flusher {
     std::vector<std::string> ids;
     std::vector<std::string> clear = {"EVAL", std::string(kClearScript), "1", pending_};
     for (const Key& k : keys) {
-      ids.insert(ids.end(), k.ids.begin(), k.ids.end());
+      // An entry is acknowledged once every key it names is done: until then a crash leaves it
+      // pending, to be claimed again.
+      for (const std::string& id : k.ids) {
+        auto it = open_keys_.find(id);
+        if (it == open_keys_.end() || --it->second <= 0) {
+          ids.push_back(id);
+          if (it != open_keys_.end()) open_keys_.erase(it);
+        }
+      }
       if (k.state) {
         clear.push_back(k.key);
         clear.push_back(*k.state);
@@ -484,7 +493,7 @@ class WriteBehind::Flusher {
     if (clear.size() > 4) callUpstream(conn(), clear, [](const redisReply*) {});
     acknowledge(ids);
     if (!end_cycle) return;
-    bool more = read_ >= w_->config().batch || claimed_ || draining_;
+    bool more = read_ >= asked_ || claimed_ || draining_;
     updateQueue(true);
     done(more, false);
   }
@@ -523,7 +532,11 @@ class WriteBehind::Flusher {
   bool claimed_ = false;  // this cycle's entries were claimed, not new
   int failures_ = 0;
   std::vector<Key> keys_;
-  size_t read_ = 0;  // entries in this cycle's batch
+  size_t read_ = 0;                               // entries in this cycle's batch
+  size_t writes_read_ = 0;                        // the writes they name
+  size_t entries_per_read_ = w_->config().batch;  // the COUNT of the next read
+  size_t asked_ = 0;                              // the COUNT of this cycle's read
+  std::map<std::string, int> open_keys_;          // entry id -> its keys not yet done
   uint64_t oldest_id_ms_ = 0;
   std::vector<Key> one_by_one_;
   size_t one_by_one_at_ = 0;

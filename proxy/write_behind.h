@@ -1,9 +1,11 @@
 #pragma once
 // WriteBehind: writers in mode "behind" (design.md, "Write-through and write-behind").
 //
-//   client: SET user:1 v  ->  EVAL <script> : runs SET user:1 v; on success, in the same atomic
-//                             step, XADD readthru:wb:user * k user:1 and
-//                             HSET readthru:wb:user:pending user:1 <state>  ->  the client's reply
+//   client: SET user:1 v  ->  in one transaction with other clients' writes
+//                             (write_behind_batch.h): SET user:1 v, HSET
+//                             readthru:wb:user:pending user:1 <state> and an entry
+//                             XADD readthru:wb:user * k user:1 [k <key> ...]  ->  the reply
+//           (NX, XX, GET, hashes: EVAL <script> runs the command and, if it wrote, queues it)
 //   flusher (every flush_interval, one active per writer across readthru processes: the holder of
 //   the lease key readthru:wb:<writer>:lease)
 //     XAUTOCLAIM (entries left pending: earlier failures, a crashed process) or XREADGROUP (new)
@@ -53,12 +55,11 @@ class WriteBehind {
   // The request that runs the client's command `argv` and queues the plan's keys, atomically;
   // its reply is the command's own.
   static std::string wrap(const WritePlan& plan, const std::vector<std::string_view>& argv);
-  // The cheaper form for writes whose outcome the arguments alone decide (SET without NX, XX or
-  // GET; SETEX; PSETEX; MSET; DEL; UNLINK): MULTI, the command, HSET of each key's state, an
-  // XADD per key, EXEC (in that order; nullopt for other writes). No script runs: Redis does a
-  // fraction of the work. The client's reply is the first element of EXEC's.
-  static std::optional<std::vector<std::string>> transaction(
-      const WritePlan& plan, const std::vector<std::string_view>& argv, std::string_view raw);
+  // Whether the write's outcome depends on its arguments alone (SET without NX, XX or GET;
+  // SETEX; PSETEX; MSET; DEL; UNLINK): such a write may run in a transaction shared with other
+  // clients' writes (write_behind_batch.h), since Redis cannot refuse to queue it. Others run in
+  // the script of wrap().
+  static bool batchable(const WritePlan& plan, const std::vector<std::string_view>& argv);
   // The state a key has pending for its writer's database, if any (nullopt when none, or when
   // Redis could not be asked: `asked` false).
   void pendingState(Writer* w, std::string_view key,

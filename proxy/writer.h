@@ -33,7 +33,7 @@ struct WriterStats {
   uint64_t errors = 0;        // failed database writes (timeouts apart)
   uint64_t timeouts = 0;      // database writes past the writer's timeout
   uint64_t batches = 0;       // write-behind transactions committed
-  uint64_t coalesced = 0;     // write-behind entries absorbed by a later write to their key
+  uint64_t coalesced = 0;     // write-behind writes absorbed by a later write to their key
   uint64_t retries = 0;       // write-behind batches or entries tried again
   uint64_t dead_letters = 0;  // write-behind entries moved to the dead-letter stream
 };

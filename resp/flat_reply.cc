@@ -25,7 +25,12 @@ bool splitFlatReply(std::string_view r, std::vector<std::pair<size_t, size_t>>* 
     if (r[pos] == '_') {
       if (r.compare(pos, 3, "_\r\n") != 0) return false;
       pos += 3;
-    } else if (r[pos] == '$') {
+    } else if (r[pos] == '+' || r[pos] == '-' || r[pos] == ':' || r[pos] == '#' || r[pos] == ',' ||
+               r[pos] == '(') {
+      size_t end = r.find("\r\n", pos);
+      if (end == std::string_view::npos) return false;
+      pos = end + 2;
+    } else if (r[pos] == '$' || r[pos] == '!' || r[pos] == '=') {
       int64_t len = 0;
       pos = line(pos + 1, &len);
       if (pos == 0) return false;

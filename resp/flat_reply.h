@@ -1,7 +1,9 @@
 #pragma once
-// Splits a flat aggregate reply (what MGET, HMGET and HGETALL answer) into its elements: an array
-// ('*') or a map ('%', each pair as two elements) of bulk strings and nils. Anything else (an
-// error, nested aggregates) is refused, and the caller passes the reply on untouched.
+// Splits a flat aggregate reply (what MGET, HMGET and HGETALL answer; EXEC of simple commands)
+// into its elements: an array ('*') or a map ('%', each pair as two elements) of bulk strings,
+// nils and other non-aggregate replies (simple strings, errors, integers, RESP3 scalars).
+// Anything else (an error instead of the aggregate, nested aggregates) is refused, and the caller
+// passes the reply on untouched.
 
 #include <cstddef>
 #include <string_view>
@@ -11,7 +13,7 @@
 namespace readthru::resp {
 
 // Each element as (offset, size) of its whole encoding in `reply` ("$3\r\nabc\r\n", "$-1\r\n",
-// "_\r\n"). False unless `reply` is exactly one such aggregate.
+// "_\r\n", "+OK\r\n", ":1\r\n"). False unless `reply` is exactly one such aggregate.
 bool splitFlatReply(std::string_view reply, std::vector<std::pair<size_t, size_t>>* elements);
 
 // The payload of a bulk element as splitFlatReply gives it; false for a nil.

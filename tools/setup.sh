@@ -10,6 +10,7 @@ packages=(
   python3 python3-redis python3-pytest
   clang libclang-rt-14-dev clang-format
   procps
+  systemd  # systemd-analyze, which checks conf/readthru.service (no running systemd needed)
 )
 
 missing=()

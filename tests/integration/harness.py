@@ -51,7 +51,7 @@ def readthru_bin() -> str:
             f"readthru binary not found at {path}; set READTHRU_BIN, or READTHRU_DIRECT=1 to run "
             "the tests against redis-server alone"
         )
-    return path
+    return os.path.abspath(path)  # processes run in their own temp dirs
 
 
 def free_port() -> int:
@@ -71,11 +71,17 @@ def write_config(
     upstream_password: str | None = None,
     extra: str = "",
     upstream_extra: str = "",
+    unixsocket: str | None = None,
+    unixsocketperm: int | None = None,
 ) -> Path:
     """The one place that knows readthru's config format (conf/readthru.toml documents it)."""
     top = f'listen = "{HOST}:{listen_port}"\n'
     if requirepass is not None:
         top += f'requirepass = "{requirepass}"\n'
+    if unixsocket is not None:
+        top += f'unixsocket = "{unixsocket}"\n'
+    if unixsocketperm is not None:
+        top += f"unixsocketperm = {unixsocketperm}\n"  # digits read as octal, as in redis.conf
     upstream = f'address = "{HOST}:{upstream_port}"\nconnections = {connections}\n'
     if upstream_password is not None:
         upstream += f'password = "{upstream_password}"\n'

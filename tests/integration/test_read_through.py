@@ -690,6 +690,22 @@ def test_fill_never_overwrites_a_value_written_directly_during_the_load(ls, d_r)
     assert d_r.pttl("gatedhash:5") == -1
 
 
+def test_get_hit_and_miss_answer_in_the_protocol_the_client_had_when_it_asked(ls, d_r):
+    """A GET whose reply turns out nil becomes a load only then; its answer is still encoded in
+    the protocol of its request, not in the one a pipelined HELLO switched to meanwhile."""
+    d_r.set("user:37", "cached37")
+    d = Delta(ls, "user")
+    with ls.endpoint.raw() as c:
+        c.send(encode("GET", "user:36") + encode("GET", "user:9994") + encode("GET", "user:37")
+               + encode("HELLO", "3") + encode("GET", "user:9993") + encode("GET", "user:38"))
+        got = c.read_raw_replies(6)
+    assert got[:3] == [b"$6\r\nuser36\r\n", b"$-1\r\n", b"$8\r\ncached37\r\n"], got
+    assert got[3].startswith(b"%"), got[3]
+    assert got[4:] == [b"_\r\n", b"$6\r\nuser38\r\n"], got
+    delta = d.now()
+    assert delta["hits"] == 1 and delta["misses"] == 4 and delta["loads"] == 4, delta
+
+
 def test_pipelined_replies_stay_in_request_order_around_loads(ls):
     """Replies after a GET that waits for a load are held back until it is answered, even though
     Redis has answered them already; then everything arrives in request order."""

@@ -24,6 +24,7 @@ import time
 import pytest
 
 from loader_stack import Loader, db_execute
+from resp_client import RespError, encode
 from writer_stack import (
     WRITER_FIELDS,
     WriteGate,
@@ -246,6 +247,122 @@ def test_writes_inside_multi_exec_are_queued_and_an_aborted_exec_writes_nothing(
     ws.wait_drained("wb")
     assert rows_like(ws, "x") == {"x1": "a", "x2": "b", "x3": "theirs"}
     assert d_r.mget("wb:x1", "wb:x3") == [b"a", b"theirs"]
+
+
+# -- shared transactions -----------------------------------------------------------------------------
+
+
+def test_concurrent_clients_writes_share_transactions_and_each_gets_its_own_replies(ws, d_r):
+    """Write-behind writes arriving together on one upstream connection run in one MULTI/EXEC
+    with one HSET and one XADD per writer (write_behind_batch.h); every client still gets Redis's
+    replies to its own commands, in order, and reads its own writes."""
+    clients, rounds = 8, 40
+
+    def script(c: int) -> tuple[list, list]:
+        cmds, want = [], []
+        for i in range(rounds):
+            k = f"wb:t{c}.{i % 7}"
+            cmds.append(("SET", k, f"v{c}.{i}"))
+            want.append(b"OK")
+            if i % 5 == 0:
+                cmds += [("MSET", f"wb:t{c}.m", f"m{i}", f"plain:t{c}", "p"),
+                         ("SETEX", f"wb:t{c}.x", "100", f"x{i}"), ("DEL", f"wb:t{c}.m", "wb:none")]
+                want += [b"OK", b"OK", 1]
+            if i % 10 == 9:  # a read seals the transaction: it sees the writes before it
+                cmds.append(("GET", k))
+                want.append(f"v{c}.{i}".encode())
+        return cmds, want
+
+    xadd_before = d_r.info("commandstats").get("cmdstat_xadd", {}).get("calls", 0)
+    d = WriterDelta(ws, "wb")
+    results: dict[int, list] = {}
+    barrier = threading.Barrier(clients)
+
+    def run(c: int) -> None:
+        cmds, _ = script(c)
+        with ws.endpoint.raw() as conn:
+            barrier.wait()
+            conn.send(b"".join(encode(*cmd) for cmd in cmds))  # one pipeline
+            results[c] = [conn.read_reply() for _ in cmds]
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for c in range(clients):
+        assert results.get(c) == script(c)[1], c
+    writes = d.now()["writes"]
+    xadds = d_r.info("commandstats").get("cmdstat_xadd", {}).get("calls", 0) - xadd_before
+    assert writes == clients * (rounds + 3 * (rounds // 5)), writes
+    # One pipeline of writes alone fills shared transactions of up to 64 writes: far fewer
+    # stream entries than writes (the flusher's own XADDs go to other streams: none here).
+    assert 0 < xadds <= writes // 8, (xadds, writes)
+    final = {}
+    for c in range(clients):
+        for i in range(rounds):
+            final[f"t{c}.{i % 7}"] = f"v{c}.{i}"
+        final[f"t{c}.x"] = f"x{(rounds - 1) // 5 * 5}"
+    wait_rows(ws, "t", final)
+    ws.wait_drained("wb")
+
+
+def test_a_poisoned_key_in_a_shared_entry_holds_back_only_itself(ws, r, d_r):
+    """One stream entry names every key of its transaction; the good keys land, the poisoned one
+    is dead-lettered, and the entry is acknowledged only once all of its keys are done."""
+    d = WriterDelta(ws, "wp")
+    dead_before = d_r.xlen("readthru:wb:wp:dead")
+    with ws.endpoint.raw() as c:
+        c.send(encode("SET", "wp:s1", "a") + encode("MSET", "wp:s2", "b", "wp:sbad", "poison")
+               + encode("SET", "wp:s3", "c"))
+        assert [c.read_reply() for _ in range(3)] == [b"OK", b"OK", b"OK"]
+    wait_rows(ws, "s", {"s1": "a", "s2": "b", "s3": "c"}, table="kp")
+    wait_for(lambda: d_r.xlen("readthru:wb:wp:dead") > dead_before, DRAIN_TIMEOUT,
+             "the poisoned key to reach the dead-letter stream")
+    ws.wait_drained("wp")
+    entries = d_r.xrange("readthru:wb:wp:dead")[dead_before:]
+    assert [e[1][b"k"] for e in entries] == [b"wp:sbad"], entries
+    assert d.now()["dead_letters"] == 1
+    assert d_r.xlen("readthru:wb:wp") == 0
+    assert d_r.xpending("readthru:wb:wp", "readthru")["pending"] == 0
+    assert d_r.hlen("readthru:wb:wp:pending") == 0
+
+
+def test_write_behind_write_of_a_watching_client_keeps_its_watch(ws, r, d_r):
+    """A WATCHing client's write-behind write runs as a script on its dedicated connection: a
+    MULTI/EXEC there would end its WATCH, and its own EXEC would then run when Redis aborts it."""
+    with ws.endpoint.raw() as c:
+        assert c.command("WATCH", "wb:w1") == b"OK"
+        assert c.command("SET", "wb:w2", "mine") == b"OK"
+        assert r.set("wb:w1", "theirs") is True
+        assert c.command("MULTI") == b"OK"
+        assert c.command("SET", "wb:w3", "x") == b"QUEUED"
+        assert c.command("EXEC") is None
+    wait_rows(ws, "w", {"w1": "theirs", "w2": "mine"})
+    assert d_r.get("wb:w3") is None
+
+
+def test_transaction_redis_refuses_gives_each_writer_redis_own_error(make_ws):
+    """Out of memory, Redis refuses to queue writes: each client gets the error Redis gives
+    its command (what it would get without readthru), and nothing is queued."""
+    ws = make_ws()
+    d_r = ws.direct.client()
+    try:
+        with ws.direct.raw() as dc:
+            assert dc.command("CONFIG", "SET", "maxmemory", "1") == b"OK"
+            expected = dc.command("SET", "plain:oom", "v")
+            with ws.endpoint.raw() as c:
+                c.send(encode("SET", "wk:o1", "a") + encode("MSET", "wk:o2", "b", "wk:o3", "c")
+                       + encode("GET", "wk:o1"))
+                got = [c.read_reply() for _ in range(3)]
+            assert dc.command("CONFIG", "SET", "maxmemory", "0") == b"OK"
+        assert isinstance(expected, RespError) and expected.code == b"OOM", expected
+        assert got[:2] == [expected, expected], got
+        assert got[2] is None, got
+        assert d_r.xlen("readthru:wb:wk") == 0
+        assert d_r.hlen("readthru:wb:wk:pending") == 0
+    finally:
+        d_r.close()
 
 
 # -- coalescing ------------------------------------------------------------------------------------

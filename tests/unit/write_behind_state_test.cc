@@ -11,6 +11,7 @@
 
 #include "proxy/key_template.h"
 #include "proxy/write_behind.h"
+#include "proxy/write_behind_batch.h"
 #include "proxy/writer.h"
 
 namespace readthru {
@@ -300,48 +301,44 @@ std::string request(std::initializer_list<std::string_view> argv) {
   return out;
 }
 
-TEST_CASE("write-behind transaction: MULTI, the command, states, entries, EXEC") {
+TEST_CASE("write-behind batch: one HSET and one XADD per writer, in order of first write") {
   Writer user = makeWriter("user", "user:{id}");
-  WritePlan plan;
-  plan.kind = WritePlan::Kind::kBehind;
-  plan.items.push_back({&user, "user:1", stringState("a")});
-  plan.items.push_back({&user, "user:2", deleted()});
-  std::vector<std::string_view> argv = {"MSET", "user:1", "a", "x", "y"};
-  std::string raw = request({"MSET", "user:1", "a", "x", "y"});
-  auto parts = WriteBehind::transaction(plan, argv, raw);
-  REQUIRE(parts.has_value());
-  std::vector<std::string> expected = {
-      request({"MULTI"}),
-      raw,
-      request({"HSET", "readthru:wb:user:pending", "user:1", "sa"}),
-      request({"XADD", "readthru:wb:user", "*", "k", "user:1"}),
-      request({"HSET", "readthru:wb:user:pending", "user:2", "d"}),
-      request({"XADD", "readthru:wb:user", "*", "k", "user:2"}),
-      request({"EXEC"}),
+  Writer cart = makeWriter("cart", "cart:{id}");
+  std::vector<WriteBehindBatch::Queued> queued = {
+      {&user, "user:1", "sa"},
+      {&cart, "cart:9", "d"},
+      {&user, "user:2", "d"},
+      {&user, "user:1", "sb"},  // the same key again: the later state wins in the HSET
   };
-  CHECK(*parts == expected);
+  std::vector<std::string> expected = {
+      request({"HSET", "readthru:wb:user:pending", "user:1", "sa", "user:2", "d", "user:1", "sb"}),
+      request({"XADD", "readthru:wb:user", "*", "k", "user:1", "k", "user:2", "k", "user:1"}),
+      request({"HSET", "readthru:wb:cart:pending", "cart:9", "d"}),
+      request({"XADD", "readthru:wb:cart", "*", "k", "cart:9"}),
+  };
+  CHECK(WriteBehindBatch::closing(queued) == expected);
 }
 
-TEST_CASE("write-behind transaction: only for writes their arguments decide") {
+TEST_CASE("write-behind batch: only writes their arguments decide join one") {
   Writer user = makeWriter("user", "user:{id}");
   WritePlan plan;
   plan.kind = WritePlan::Kind::kBehind;
   plan.items.push_back({&user, "user:1", stringState("a")});
   std::vector<std::string_view> set = {"SET", "user:1", "a", "EX", "5"};
-  CHECK(WriteBehind::transaction(plan, set, "raw").has_value());
+  CHECK(WriteBehind::batchable(plan, set));
   std::vector<std::string_view> set_get = {"set", "user:1", "a", "get"};
-  CHECK_FALSE(WriteBehind::transaction(plan, set_get, "raw").has_value());
+  CHECK_FALSE(WriteBehind::batchable(plan, set_get));
   plan.nx = true;
-  CHECK_FALSE(WriteBehind::transaction(plan, set, "raw").has_value());
+  CHECK_FALSE(WriteBehind::batchable(plan, set));
   plan.nx = false;
   plan.xx = true;
-  CHECK_FALSE(WriteBehind::transaction(plan, set, "raw").has_value());
+  CHECK_FALSE(WriteBehind::batchable(plan, set));
   plan.xx = false;
   plan.op = WritePlan::Op::kHset;
   std::vector<std::string_view> hset = {"HSET", "user:1", "f", "v"};
-  CHECK_FALSE(WriteBehind::transaction(plan, hset, "raw").has_value());
+  CHECK_FALSE(WriteBehind::batchable(plan, hset));
   plan.op = WritePlan::Op::kHdel;
-  CHECK_FALSE(WriteBehind::transaction(plan, hset, "raw").has_value());
+  CHECK_FALSE(WriteBehind::batchable(plan, hset));
 }
 
 }  // namespace

@@ -1,0 +1,81 @@
+#pragma once
+// WriteBehindBatch: write-behind writes of many clients, made durable in one Redis transaction.
+//
+//   client A: SET user:1 a  ┐  on one shared upstream connection, in one loop turn:
+//   client B: MSET user:2 b │    MULTI, SET user:1 a, MSET user:2 b, DEL user:3      (joined)
+//   client C: DEL user:3    ┘    HSET readthru:wb:user:pending user:1 sa user:2 sb user:3 d
+//                                XADD readthru:wb:user * k user:1 k user:2 k user:3 (sealed)
+//                                EXEC -> element i of its reply is member i's reply
+//
+// Each write and its queue entry still commit together (the design's atomic step), and a client
+// hears OK only after EXEC; what batching saves is Redis's per-command work: one HSET and one
+// XADD per writer per batch instead of per write, and one MULTI/EXEC for all.
+//
+// Ordering: the batch is open on its connection until any other request, a flush or a failure
+// seals it (UpstreamConn::Batch), so nothing sent after a member can overtake it. Only writes
+// whose arguments alone decide their outcome join (WriteBehind::batchable), so no member can make
+// Redis refuse the transaction for the others; if Redis refuses it anyway (OOM, READONLY, ...),
+// each member gets the error Redis gave for its own command, or else the batch's first one.
+//
+// Shared connections only: on a client's dedicated connection EXEC would end its WATCH.
+//
+// Ownership: created by join(), it owns itself; it is the reply target of every request it sent
+// and frees itself once the last (EXEC) is answered or failed, after answering every member.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/reply_target.h"
+#include "backends/upstream_conn.h"
+#include "proxy/write_plan.h"
+
+namespace readthru {
+
+class ReplySlot;
+class Writer;
+
+class WriteBehindBatch final : public backends::UpstreamConn::Batch, public backends::ReplyTarget {
+ public:
+  // Sends `request` (the client's command as Redis should run it) in `conn`'s open batch, opening
+  // one if needed; `slot` gets the command's own reply.
+  static void join(backends::UpstreamConn* conn, const WritePlan& plan, std::string_view request,
+                   ReplySlot* slot);
+
+  // The requests that close a batch whose members queued `queued` (writer, key, state): per
+  // writer, in order of first appearance, one HSET of the states and one XADD of the keys.
+  struct Queued {
+    const Writer* writer;
+    std::string key;
+    std::string state;  // WriteBehind::encodeState
+  };
+  static std::vector<std::string> closing(const std::vector<Queued>& queued);
+
+  void seal(backends::UpstreamConn* conn) override;
+  void replyData(const char* data, size_t len) override;
+  bool replyDone(char type) override;
+  void replyFailed(std::string_view error) override;
+
+  static size_t liveCount();
+
+ private:
+  WriteBehindBatch();
+  ~WriteBehindBatch();
+  void answered();
+  void answerMembers();
+
+  struct Member {
+    ReplySlot* slot;
+    std::string error;  // its queue-time reply when Redis refused to queue it
+  };
+  std::vector<Member> members_;
+  std::vector<Queued> queued_;
+  size_t requests_ = 1;  // sent so far (MULTI first); when sealed, EXEC included
+  size_t replies_ = 0;   // answered or failed so far
+  bool sealed_ = false;
+  std::string reply_;   // the reply being read
+  std::string exec_;    // EXEC's reply
+  std::string failed_;  // the connection's error, when the requests were lost
+};
+
+}  // namespace readthru
