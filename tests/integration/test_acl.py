@@ -5,11 +5,16 @@ attempts are counted and logged without the password, ACL subcommands never reac
 users, and protected mode refuses to start on a non-loopback address without a password."""
 
 import hashlib
+import shutil
+import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from harness import HOST, Process, RedisServer, Stack, free_port, readthru_bin
+from resp_client import RespConn
 
 pytestmark = pytest.mark.proxy_only
 
@@ -272,6 +277,33 @@ def test_failed_auth_counted_and_logged_without_the_password(endpoints, acl_stac
     assert "u" * 64 + "..." in log and "u" * 65 not in log
     for secret in (WRONG_PW, APP_PW, OFF_PW, OPS_PW, ADMIN_PW):
         assert secret not in log
+
+
+def unix_conn(path: Path) -> RespConn:
+    """A RespConn (which connects over TCP) on a unix socket instead."""
+    conn = RespConn.__new__(RespConn)
+    conn.sock = socket.socket(socket.AF_UNIX)
+    conn.sock.settimeout(15)
+    conn.sock.connect(str(path))
+    conn.buf, conn.attributes = bytearray(), []
+    return conn
+
+
+def test_users_on_the_unix_socket(make_stack):
+    sock_dir = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: under 108 bytes
+    try:
+        path = sock_dir / "rt.sock"
+        stack = make_stack(requirepass=ADMIN_PW, extra=USERS_TOML, unixsocket=str(path))
+        with unix_conn(path) as c:
+            assert c.raw_command("GET", "user:1") == b"-NOAUTH Authentication required.\r\n"
+            assert c.raw_command("AUTH", "app", WRONG_PW).startswith(b"-WRONGPASS")
+            assert c.command("AUTH", "app", APP_PW) == b"OK"
+            assert c.raw_command("GET", "secret").startswith(b"-NOPERM")
+        log = stack.proxy.log_path.read_text(errors="replace")
+        assert f"addr=unix:{path}: AUTH failed for user 'app'" in log
+        assert WRONG_PW not in log
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 # Protected mode. These bind 0.0.0.0 on an ephemeral port for a moment (or refuse to); every
