@@ -35,7 +35,8 @@ void usage(FILE* f) {
           "\n"
           "Exit status:\n"
           "  0  stopped by SIGTERM or SIGINT, or --check-config found the configuration good\n"
-          "  1  bad command line or configuration\n"
+          "  1  bad command line or configuration (protected mode refusing to listen beyond\n"
+          "     loopback without a password included)\n"
           "  2  cannot start (listen address in use, unix socket cannot be opened, ...)\n"
           "  3  objects left alive at exit (a bug in readthru)\n");
 }
