@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "proxy/acl.h"
 #include "proxy/log.h"
 #include "proxy/readthru_command.h"
 #include "proxy/server.h"
@@ -28,12 +29,23 @@ char g_read_buffer[kReadChunk];
 // The command being dispatched; only one is in flight at a time on the loop thread.
 resp::Command g_command;
 
-bool constantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
+// A client-chosen name for a log line: at most 64 bytes, anything unprintable as \xNN.
+std::string printableName(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 64)) {
+    if (c >= ' ' && c <= '~' && c != '\\' && c != '\'') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (s.size() > 64) out += "...";
+  return out;
 }
+
+// A command readthru sends inside MULTI in place of one the user may not run: Redis refuses
+// it as unknown, which fails the transaction's EXEC as the refusal would have.
+constexpr std::string_view kRefusedInMulti = "*1\r\n$24\r\nreadthru-refused-command\r\n";
 
 bool parseInt(std::string_view s, int64_t* out) {
   if (s.empty() || s.size() > 20) return false;
@@ -87,6 +99,20 @@ std::string request(const resp::Command& cmd) {
   return out;
 }
 
+// Replaces the upstream's reply with readthru's own (see kRefusedInMulti).
+class ReplaceReply final : public SlotInterceptor {
+ public:
+  explicit ReplaceReply(std::string reply) : reply_(std::move(reply)) {}
+  void onReply(ReplySlot* slot) override {
+    slot->data_.clear();
+    slot->finishHeld(std::move(reply_));
+    delete this;
+  }
+
+ private:
+  std::string reply_;
+};
+
 }  // namespace
 
 struct ClientConn::WriteReq {
@@ -105,7 +131,7 @@ ClientConn::ClientConn(Server* server, uint64_t id, bool unix_socket)
     uv_tcp_init(server_->loop(), &tcp_);
   }
   stream()->data = this;
-  authenticated_ = server_->config().requirepass.empty();
+  setUser(server_->acl().initialUser());
   last_active_ = uv_now(server_->loop());
 }
 
@@ -203,7 +229,7 @@ void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
     }
     size_t used = 0;
     resp::ParseStatus st =
-        parser_.parse(data + *consumed, len - *consumed, &used, &g_command, authenticated_);
+        parser_.parse(data + *consumed, len - *consumed, &used, &g_command, user_ != nullptr);
     if (st == resp::ParseStatus::kNeedMore) {
       *consumed += used;
       break;
@@ -278,8 +304,9 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   const Config& config = server_->config();
   RouteDecision d = routeCommand(cmd.argv);
   command_class_ = commandClass(d);
-  if (!authenticated_) {
-    // redis-server checks the command's existence and arity before authentication.
+  if (!unrestricted_) {
+    // Not authenticated, or a user with restrictions. redis-server checks the command's
+    // existence and arity first, then authentication, then the user's permissions.
     std::string err;
     if (d.info == nullptr) {
       std::string args;
@@ -291,9 +318,12 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     } else if ((d.info->arity > 0 && d.info->arity != static_cast<int>(cmd.argv.size())) ||
                static_cast<int>(cmd.argv.size()) < -d.info->arity) {
       err = fmt::format("ERR wrong number of arguments for '{}' command", d.info->name);
+    } else if (user_ != nullptr) {
+      err = server_->acl().check(*user_, d.info, cmd.argv);
     } else if (!(d.info->flags & resp::kFlagNoAuth)) {
       err = std::string(resp::err::kNoAuth);
     }
+    if (!err.empty() && user_ != nullptr) return refuseCommand(err);
     if (!err.empty()) {
       replyError(err);
       return true;
@@ -353,16 +383,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     return true;
   }
   if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
-    bool skipping = reply_mode_ == ReplyMode::kSkipNext;
-    bool expected = takeReplyExpected();
-    if (skipping && pinned_ != nullptr) {
-      // Redis skips the reply of the next request it sees: let that be a PING, so the request
-      // after this local one is answered on both sides.
-      std::string ping;
-      resp::ReplyEncoder::command(&ping, {"PING"});
-      pinned_->sendUnanswered(ping);
-      unanswered_ = true;
-    }
+    bool expected = beginLocalReply();
     ReplySlot* s = newSlot();
     answerLocal(cmd, d, s);
     if (!expected) s->data_.clear();
@@ -397,6 +418,64 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   SlotInterceptor* interceptor = interceptorFor(cmd, d, &on_nil);
   forward(cmd, d, target, interceptor, on_nil);
   return true;
+}
+
+bool ClientConn::beginLocalReply() {
+  bool skipping = reply_mode_ == ReplyMode::kSkipNext;
+  bool expected = takeReplyExpected();
+  if (skipping && pinned_ != nullptr) {
+    // Redis skips the reply of the next request it sees: let that be a PING, so the request
+    // after this local one is answered on both sides.
+    std::string ping;
+    resp::ReplyEncoder::command(&ping, {"PING"});
+    pinned_->sendUnanswered(ping);
+    unanswered_ = true;
+  }
+  return expected;
+}
+
+bool ClientConn::refuseCommand(std::string_view error) {
+  // Whether the client is in a transaction is known once the replies in flight are in.
+  if (pinned_ != nullptr && inflight_ > 0) return false;
+  std::string out;
+  resp::ReplyEncoder(&out, protocol_).error(error);
+  if (in_multi_ && pinned_ != nullptr) {
+    resp::Command refused;
+    refused.argv = {"readthru-refused-command"};
+    refused.raw = kRefusedInMulti;
+    forward(refused, RouteDecision{}, pinned_, new ReplaceReply(std::move(out)));
+    return true;
+  }
+  if (!beginLocalReply()) out.clear();
+  completeSlot(newSlot(), std::move(out));
+  server_->flusher()->mark(this);
+  return true;
+}
+
+void ClientConn::setUser(const AclUser* user) {
+  user_ = user;
+  unrestricted_ = user != nullptr && user->allowsEverything();
+}
+
+void ClientConn::authFailed(std::string_view how, std::string_view user) {
+  server_->acl().noteAuthFailure();
+  std::string addr = unix_socket_ ? "unix:" + server_->config().unixsocket : "?";
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  if (!unix_socket_ && uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (peer.ss_family == AF_INET6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&peer);
+      uv_ip6_name(a, ip, sizeof ip);
+      addr = fmt::format("[{}]:{}", ip, ntohs(a->sin6_port));
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in*>(&peer);
+      uv_ip4_name(a, ip, sizeof ip);
+      addr = fmt::format("{}:{}", ip, ntohs(a->sin_port));
+    }
+  }
+  log::warning("client id={} addr={}: {} failed for user '{}'", id_, addr, how,
+               printableName(user));
 }
 
 backends::UpstreamConn* ClientConn::writeConn() {
@@ -639,7 +718,7 @@ void ClientConn::resetState() {
   db_ = 0;
   protocol_ = 2;
   name_.clear();
-  authenticated_ = server_->config().requirepass.empty();
+  setUser(server_->acl().initialUser());
 }
 
 size_t ClientConn::subscriptionsLeft(char kind) const {
@@ -985,6 +1064,10 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
       resetState();
       resp::ReplyEncoder(&out, 2).simple("RESET");
       break;
+    case LocalCommand::kAclWhoami:
+    case LocalCommand::kAclRefused:
+      answerAcl(cmd, d.local, &out);
+      break;
     default:
       answerClient(cmd, d.local, &out);
       break;
@@ -992,11 +1075,20 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
   completeSlot(slot, std::move(out));
 }
 
-bool ClientConn::checkPassword(std::string_view user, std::string_view pass) const {
-  const std::string& required = server_->config().requirepass;
-  if (user != "default") return false;
-  if (required.empty()) return true;  // the default user has no password: any is accepted
-  return constantTimeEquals(pass, required);
+void ClientConn::answerAcl(const resp::Command& cmd, LocalCommand which, std::string* out) {
+  resp::ReplyEncoder e(out, protocol_);
+  if (which == LocalCommand::kAclWhoami) {
+    if (cmd.argv.size() != 2) {
+      return e.error("ERR wrong number of arguments for 'acl|whoami' command");
+    }
+    return e.bulk(user_->name());
+  }
+  std::string sub(cmd.argv[1].substr(0, 128));
+  for (auto& c : sub) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  e.error(fmt::format(
+      "ERR readthru does not proxy ACL {}: its users are its own, set in its config file "
+      "([[users]]), and the upstream's are not for its clients",
+      sub));
 }
 
 void ClientConn::answerAuth(const resp::Command& cmd, std::string* out) {
@@ -1010,16 +1102,16 @@ void ClientConn::answerAuth(const resp::Command& cmd, std::string* out) {
     e.error(resp::err::kSyntax);
     return;
   }
-  if (argc == 2 && server_->config().requirepass.empty()) {
+  if (argc == 2 && server_->acl().defaultUser().noPassword()) {
     e.error(resp::err::kAuthNotConfigured);
     return;
   }
   std::string_view user = argc == 3 ? cmd.argv[1] : std::string_view("default");
-  if (checkPassword(user, cmd.argv.back())) {
-    authenticated_ = true;
+  if (const AclUser* u = server_->acl().authenticate(user, cmd.argv.back())) {
+    setUser(u);
     e.ok();
   } else {
-    log::warning("client id={}: failed AUTH for user '{}'", id_, user.substr(0, 64));
+    authFailed("AUTH", user);
     e.error(resp::err::kWrongPass);
   }
 }
@@ -1056,14 +1148,15 @@ void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
     }
   }
   if (has_auth) {
-    if (!checkPassword(user, pass)) {
-      log::warning("client id={}: failed HELLO AUTH for user '{}'", id_, user.substr(0, 64));
+    const AclUser* u = server_->acl().authenticate(user, pass);
+    if (u == nullptr) {
+      authFailed("HELLO AUTH", user);
       e.error(resp::err::kWrongPass);
       return;
     }
-    authenticated_ = true;
+    setUser(u);
   }
-  if (!authenticated_) {
+  if (user_ == nullptr) {
     e.error(resp::err::kHelloNoAuth);
     return;
   }

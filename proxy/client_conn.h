@@ -32,6 +32,7 @@
 
 namespace readthru {
 
+class AclUser;
 class Server;
 
 class ClientConn final : public backends::Flushable, public backends::UpstreamConn::Listener {
@@ -113,7 +114,17 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void answerAuth(const resp::Command& cmd, std::string* out);
   void answerHello(const resp::Command& cmd, std::string* out);
   void answerClient(const resp::Command& cmd, LocalCommand which, std::string* out);
-  bool checkPassword(std::string_view user, std::string_view pass) const;
+  void answerAcl(const resp::Command& cmd, LocalCommand which, std::string* out);
+  // The client is now `user` (nullptr: not authenticated).
+  void setUser(const AclUser* user);
+  // Counts and logs a failed AUTH or HELLO AUTH (`how`), naming the user, never the password.
+  void authFailed(std::string_view how, std::string_view user);
+  // Answers a command the client's user may not run with `error`, as redis-server does (inside
+  // MULTI the transaction fails too). False when it must wait (ordering barrier).
+  bool refuseCommand(std::string_view error);
+  // Before readthru answers a request itself: whether the client gets the reply (CLIENT REPLY),
+  // keeping a pinned connection's SKIP in step.
+  bool beginLocalReply();
   ReplySlot* newSlot();
   void appendSlot(ReplySlot* s);
   void insertSlotBefore(ReplySlot* s, ReplySlot* before);
@@ -159,8 +170,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   uint64_t soft_limit_since_ = 0;  // pubsub output over the soft limit since (ms), 0: not over
   int64_t db_ = 0;
   uint8_t protocol_ = 2;
-  bool unix_socket_;  // tcp_ is pipe_
-  bool authenticated_ = false;
+  bool unix_socket_;               // tcp_ is pipe_
+  const AclUser* user_ = nullptr;  // who the client is (proxy/acl.h); nullptr: not authenticated
+  bool unrestricted_ = false;      // user_ may run anything: no per-command check
   bool reading_ = false;
   bool paused_ = false;   // reading stopped: too many replies pending, or waiting on a barrier
   bool blocked_ = false;  // the next command waits for the replies in flight

@@ -40,6 +40,7 @@ struct Known {
   const resp::CommandInfo* psync = resp::findCommand("psync");
   const resp::CommandInfo* script = resp::findCommand("script");
   const resp::CommandInfo* function = resp::findCommand("function");
+  const resp::CommandInfo* acl = resp::findCommand("acl");
 };
 
 const Known& known() {
@@ -68,10 +69,17 @@ bool hasBlockArgument(const std::vector<std::string_view>& argv) {
 
 }  // namespace
 
+// Access control counts READTHRU as @admin, @slow and @dangerous, as CONFIG GET and INFO.
 const resp::CommandInfo kReadthruCommandInfo = {
-    "readthru", -2, resp::kFlagAdmin | resp::kFlagNoscript | resp::kFlagLoading | resp::kFlagStale,
-    0,          0,  0,
-    true};
+    "readthru",
+    -2,
+    resp::kFlagAdmin | resp::kFlagNoscript | resp::kFlagLoading | resp::kFlagStale,
+    0,
+    0,
+    0,
+    true,
+    resp::kAclAdmin | resp::kAclSlow | resp::kAclDangerous,
+    {}};
 
 RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
   RouteDecision d;
@@ -112,6 +120,18 @@ RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
     if (clientSubcommandIsStateless(sub)) return d;
     if (equalsIgnoreCase(sub, "reply")) return pin(StateEffect::kClientReply);
     return pin(StateEffect::kSticky);
+  }
+  if (c == k.acl) {
+    if (argv.size() < 2) return d;  // Redis answers the arity error
+    std::string_view sub = argv[1];
+    if (equalsIgnoreCase(sub, "whoami")) return local(LocalCommand::kAclWhoami);
+    // CAT, GENPASS and HELP say nothing of anyone's users; every other subcommand would read or
+    // change the upstream's, which are not readthru's clients' users.
+    if (equalsIgnoreCase(sub, "cat") || equalsIgnoreCase(sub, "genpass") ||
+        equalsIgnoreCase(sub, "help")) {
+      return d;
+    }
+    return local(LocalCommand::kAclRefused);
   }
   if (c == k.multi) return pin(StateEffect::kMulti);
   if (c == k.watch) return pin(StateEffect::kWatch);

@@ -1,6 +1,7 @@
 #pragma once
 // CommandRouter: decides where one command goes, from the command table and the client's state.
-//   local   readthru answers it (AUTH, HELLO, QUIT, RESET, CLIENT SETNAME/GETNAME/ID/SETINFO)
+//   local   readthru answers it (AUTH, HELLO, QUIT, RESET, CLIENT SETNAME/GETNAME/ID/SETINFO,
+//           ACL WHOAMI, and a refusal for the ACL subcommands about the upstream's users)
 //   shared  a multiplexed upstream connection
 //   pin     the command changes connection state: the client moves to a dedicated connection
 //           (MULTI, WATCH, the SUBSCRIBE family, blocking commands, SELECT n, MONITOR, CLIENT
@@ -29,6 +30,8 @@ enum class LocalCommand {
   kClientSetInfo,
   kReplication,  // SYNC, PSYNC: readthru does not proxy a replication stream
   kReadthru,     // READTHRU STATS|HELP: readthru's own container command
+  kAclWhoami,    // ACL WHOAMI: the client's readthru user
+  kAclRefused,   // ACL subcommands that would read or change the upstream's users
 };
 
 // How the reply to a forwarded command changes the client's connection state.

@@ -7,11 +7,13 @@
 #include <sys/un.h>
 
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
 
+#include "proxy/acl.h"
 #include "proxy/key_template.h"
 #include "proxy/log.h"
 
@@ -77,6 +79,18 @@ bool parseHostPort(std::string_view text, HostPort* out) {
 
 namespace {
 
+// 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (an IPv4 loopback address written as IPv6).
+bool isLoopback(const std::string& host) {
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) return false;
+  static const uint8_t kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(v6.s6_addr, kLoopback, 16) == 0 ||
+         (std::memcmp(v6.s6_addr, kMapped, 12) == 0 && v6.s6_addr[12] == 127);
+}
+
 std::string where(const std::string& path, const toml::source_region& src) {
   return fmt::format("{}:{}:{}", path, src.begin.line, src.begin.column);
 }
@@ -92,6 +106,18 @@ class ConfigReader {
     keys[""] = {
         {"listen", hostPort(&c_->listen)},
         {"requirepass", str(&c_->requirepass)},
+        {"protected_mode",
+         [this](const toml::node& n) {
+           auto s = n.value<std::string>();
+           if (n.is_boolean()) {
+             c_->protected_mode = *n.value<bool>();
+           } else if (s && n.is_string() && (*s == "yes" || *s == "no")) {
+             c_->protected_mode = *s == "yes";
+           } else {
+             return bad(n, "must be \"yes\" or \"no\"");
+           }
+           return true;
+         }},
         {"log_level",
          [this](const toml::node& n) {
            log::Level l;
@@ -219,6 +245,11 @@ class ConfigReader {
         if (!error_.empty()) break;
         continue;
       }
+      if (key == "users") {
+        readUsers(k, v);
+        if (!error_.empty()) break;
+        continue;
+      }
       auto section = keys.find(key);
       if (section != keys.end() && key != "" && v.is_table()) {
         for (auto&& [k2, v2] : *v.as_table()) {
@@ -244,6 +275,7 @@ class ConfigReader {
       if (!error_.empty()) break;
     }
     if (error_.empty()) checkLoaders();
+    if (error_.empty()) checkUsers();
     *error = error_;
     return error_.empty();
   }
@@ -470,6 +502,103 @@ class ConfigReader {
     context_.clear();
   }
 
+  // A list of strings, each checked by `check` (an ACL rule), so an error points at the element.
+  Setter ruleList(std::vector<std::string>* out, bool (*check)(std::string_view, std::string*)) {
+    return [this, out, check](const toml::node& n) {
+      const toml::array* a = n.as_array();
+      if (a == nullptr) return bad(n, "must be an array of strings");
+      for (const toml::node& el : *a) {
+        auto s = el.value<std::string>();
+        if (!s || !el.is_string()) return bad(el, "must hold strings only");
+        std::string why;
+        if (!check(*s, &why)) {
+          fail(el, fmt::format("'{}': {}", key_, why));
+          return false;
+        }
+        out->push_back(*s);
+      }
+      return true;
+    };
+  }
+
+  void readUsers(const toml::key& k, const toml::node& v) {
+    if (!v.is_array_of_tables()) {
+      fail(k.source(), "'users' must be an array of tables: write each as [[users]]");
+      return;
+    }
+    for (auto&& el : *v.as_array()) {
+      const toml::table& t = *el.as_table();
+      UserConfig& u = c_->users.emplace_back();
+      u.where = where(path_, t.source());
+      context_.clear();
+      if (!readName(t, "user", &u.name)) return;
+      for (char c : u.name) {
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+          bad(*t.get("name"), "must not contain spaces or control characters");
+          return;
+        }
+      }
+      readTable(t, {
+                       {"name", [](const toml::node&) { return true; }},
+                       {"enabled",
+                        [this, &u](const toml::node& n) {
+                          if (!n.is_boolean()) return bad(n, "must be true or false");
+                          u.enabled = *n.value<bool>();
+                          return true;
+                        }},
+                       {"password",
+                        [this, &u](const toml::node& n) {
+                          u.has_password = true;
+                          return str(&u.password)(n);
+                        }},
+                       {"password_sha256",
+                        [this, &u](const toml::node& n) {
+                          PasswordHash h;
+                          auto s = n.value<std::string>();
+                          if (!s || !n.is_string() || !parsePasswordHash(*s, &h)) {
+                            return bad(n, "must be 64 hex digits (the SHA-256 of the password)");
+                          }
+                          u.password_sha256 = *s;
+                          return true;
+                        }},
+                       {"commands", ruleList(&u.commands, aclCheckCommandRule)},
+                       {"keys", ruleList(&u.keys, aclCheckKeyRule)},
+                       {"deny_commands", ruleList(&u.deny_commands, aclCheckDenyCommand)},
+                   });
+      if (!error_.empty()) return;
+      if (u.name != "default" && !u.has_password && u.password_sha256.empty()) {
+        fail(t.source(), "'password' or 'password_sha256' is required");
+        return;
+      }
+    }
+    context_.clear();
+  }
+
+  void checkUsers() {
+    std::set<std::string> names;
+    for (const UserConfig& u : c_->users) {
+      context_ = fmt::format("user '{}': ", u.name);
+      if (!names.insert(u.name).second) {
+        error_ = fmt::format("{}: {}the name is used by another user", u.where, context_);
+        return;
+      }
+      std::vector<PasswordHash> hashes = configuredPasswordHashes(u);
+      if (u.name == "default" && !c_->requirepass.empty() && !hashes.empty()) {
+        PasswordHash required = sha256(c_->requirepass);
+        bool same = false;
+        for (const PasswordHash& h : hashes) same = same || hashesEqual(h, required);
+        if (!same) {
+          error_ = fmt::format(
+              "{}: {}its password differs from requirepass, which is the default user's "
+              "password too: set it in one place, or the same in both",
+              u.where, context_);
+          return;
+        }
+      }
+    }
+    context_.clear();
+  }
+
   // What needs every table read first: names, references between tables.
   void checkLoaders() {
     std::set<std::string> names, keys;
@@ -608,6 +737,25 @@ class ConfigReader {
 };
 
 }  // namespace
+
+bool checkProtectedMode(const Config& config, std::string* error) {
+  if (!config.protected_mode) return true;
+  bool open = config.requirepass.empty();
+  for (const UserConfig& u : config.users) {
+    if (u.name == "default") {
+      open = open && u.enabled && !u.has_password && u.password_sha256.empty();
+    }
+  }
+  if (!open || isLoopback(config.listen.host)) return true;
+  *error = fmt::format(
+      "refusing to start: protected mode is on, and readthru would listen on {}:{}, beyond "
+      "loopback, with no password for the default user, so anyone who can reach that address "
+      "could use it. Either set requirepass (or give the default user a password in "
+      "[[users]]), or listen on 127.0.0.1, or, if every client that can reach the address may "
+      "use readthru, set protected_mode = \"no\" in the config",
+      config.listen.host, config.listen.port);
+  return false;
+}
 
 bool loadConfigFile(const std::string& path, Config* config, std::string* error) {
   toml::table root;

@@ -68,7 +68,7 @@ struct WriterConfig {
   std::string del;                   // the `delete` statement
   uint64_t timeout_ms = 5000;        // one database write or batch
   uint64_t flush_interval_ms = 500;  // behind
-  size_t batch = 500;                // behind: entries per flush
+  size_t batch = 500;                // behind: about this many writes per flush
   int max_attempts = 10;             // behind: then the dead-letter stream
 };
 
@@ -81,9 +81,24 @@ struct MetricsConfig {
   int max_connections = 16;          // more are answered 503 and closed
 };
 
+// [[users]]: one of readthru's own users (AUTH <name> <password>); see proxy/acl.h.
+struct UserConfig {
+  std::string name;
+  std::string where;  // "file:line:column" of the table
+  bool enabled = true;
+  bool has_password = false;
+  std::string password;               // plain text; kept only as its SHA-256 once readthru runs
+  std::string password_sha256;        // 64 hex digits, or empty
+  std::vector<std::string> commands;  // ACL command rules, in order ("+@all", "-keys")
+  std::vector<std::string> keys;      // key patterns ("~user:*", "%R~product:*")
+  std::vector<std::string> deny_commands;  // each applied as "-<name>" after `commands`
+};
+
 struct Config {
   HostPort listen{"127.0.0.1", 6380};
   std::string requirepass;
+  // Refuse to start when listening beyond loopback while the default user has no password.
+  bool protected_mode = true;
   std::string log_level = "info";
   uint64_t shutdown_timeout_ms = 10000;
   // A unix socket clients can connect to besides `listen`, as redis.conf's unixsocket; empty:
@@ -115,6 +130,7 @@ struct Config {
   std::vector<BackendConfig> backends;
   std::vector<LoaderConfig> loaders;
   std::vector<WriterConfig> writers;
+  std::vector<UserConfig> users;
 };
 
 // Parses "1h", "30s", "250ms", "2m", "1d" (and a bare number of seconds) into milliseconds.
@@ -122,6 +138,11 @@ bool parseDuration(std::string_view text, uint64_t* ms);
 // Parses redis.conf sizes: "512mb", "64kb", "1gb", "100" (bytes), "1k" (1000).
 bool parseSize(std::string_view text, uint64_t* bytes);
 bool parseHostPort(std::string_view text, HostPort* out);
+
+// Protected mode (as redis-server's, but at start): false with `error` set when `config`
+// listens on an address beyond loopback (127.0.0.0/8, ::1) while the default user needs no
+// password and protected_mode is on.
+bool checkProtectedMode(const Config& config, std::string* error);
 
 // Loads `path` over the defaults in `config`. On failure returns false and sets `error` to a
 // message naming the file, line, column and key.

@@ -35,7 +35,8 @@ void usage(FILE* f) {
           "\n"
           "Exit status:\n"
           "  0  stopped by SIGTERM or SIGINT, or --check-config found the configuration good\n"
-          "  1  bad command line or configuration\n"
+          "  1  bad command line or configuration (protected mode refusing to listen beyond\n"
+          "     loopback without a password included)\n"
           "  2  cannot start (listen address in use, unix socket cannot be opened, ...)\n"
           "  3  objects left alive at exit (a bug in readthru)\n");
 }
@@ -93,6 +94,10 @@ int main(int argc, char** argv) {
   log::Level level;
   log::parseLevel(config.log_level, &level);
   log::setLevel(level);
+  if (!checkProtectedMode(config, &error)) {
+    log::error("{}", error);
+    return 1;
+  }
 
   // A client that vanished must not kill the daemon on write: EPIPE is handled per connection.
   signal(SIGPIPE, SIG_IGN);

@@ -179,6 +179,8 @@ std::string readthruInfoSection(Server* server) {
         st.errors, st.timeouts, st.rejected);
   }
   s += fmt::format("negative_cache_entries:{}\r\n", server->readThrough()->negativeEntries());
+  s += fmt::format("users:{}\r\n", server->acl().userCount());
+  s += fmt::format("auth_failures:{}\r\n", server->acl().authFailures());
   return s;
 }
 

@@ -18,6 +18,7 @@ namespace readthru {
 Server::Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders)
     : loop_(loop),
       config_(config),
+      acl_(config),
       flusher_(loop),
       pool_(loop, &flusher_, config),
       loaders_(loaders),

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backends/loop_flusher.h"
+#include "proxy/acl.h"
 #include "proxy/cache_registry.h"
 #include "proxy/command_metrics.h"
 #include "proxy/config.h"
@@ -33,6 +34,7 @@ class Server {
 
   uv_loop_t* loop() { return loop_; }
   const Config& config() const { return config_; }
+  Acl& acl() { return acl_; }
   backends::LoopFlusher* flusher() { return &flusher_; }
   UpstreamPool* pool() { return &pool_; }
   CacheRegistry* loaders() { return loaders_; }
@@ -55,6 +57,7 @@ class Server {
 
   uv_loop_t* loop_;
   const Config& config_;
+  Acl acl_;
   backends::LoopFlusher flusher_;
   UpstreamPool pool_;
   CacheRegistry* loaders_;

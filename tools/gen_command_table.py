@@ -10,9 +10,10 @@ By default a throwaway redis-server (from $PATH, or --redis-server) is started o
 server may have modules loaded; their commands then end up in the table too.
 
 Every command and every subcommand ("client|setname") becomes one entry: lower-case name, arity,
-the CommandFlag bits of resp/command_table.h, and the legacy first/last/step key positions.
-Redis flags with no CommandFlag bit (for example no_async_loading, no_mandatory_keys) are
-dropped. The output is run through clang-format when it is installed, so regenerating
+the CommandFlag bits of resp/command_table.h, the legacy first/last/step key positions, the ACL
+categories (AclCategory bits) and the key specs (KeySpec, with KeySpecFlag bits). Redis flags
+with no CommandFlag bit (for example no_async_loading, no_mandatory_keys) are dropped; so are
+categories and key spec flags the header has no bit for, with a note on stderr. The output is run through clang-format when it is installed, so regenerating
 against the same server gives the same bytes.
 
 Only the standard library is used: the RESP2 reply is parsed here.
@@ -64,9 +65,50 @@ IGNORED_FLAGS = {
     "allow_cross_slot_keys",
 }
 
+# Redis ACL category -> AclCategory enumerator, in bit order (ACL CAT's order).
+ACL_CATEGORY_BITS = {
+    "keyspace": "kAclKeyspace",
+    "read": "kAclRead",
+    "write": "kAclWrite",
+    "set": "kAclSet",
+    "sortedset": "kAclSortedset",
+    "list": "kAclList",
+    "hash": "kAclHash",
+    "string": "kAclString",
+    "bitmap": "kAclBitmap",
+    "hyperloglog": "kAclHyperloglog",
+    "geo": "kAclGeo",
+    "stream": "kAclStream",
+    "pubsub": "kAclPubsub",
+    "admin": "kAclAdmin",
+    "fast": "kAclFast",
+    "slow": "kAclSlow",
+    "blocking": "kAclBlocking",
+    "dangerous": "kAclDangerous",
+    "connection": "kAclConnection",
+    "transaction": "kAclTransaction",
+    "scripting": "kAclScripting",
+}
+
+# Key spec flag -> KeySpecFlag enumerator, in bit order.
+KEY_SPEC_FLAG_BITS = {
+    "ro": "kKeyRO",
+    "rw": "kKeyRW",
+    "ow": "kKeyOW",
+    "rm": "kKeyRM",
+    "access": "kKeyAccess",
+    "update": "kKeyUpdate",
+    "insert": "kKeyInsert",
+    "delete": "kKeyDelete",
+    "not_key": "kKeyNotKey",
+    "incomplete": "kKeyIncomplete",
+    "variable_flags": "kKeyVariableFlags",
+}
+
 # Fields of one COMMAND entry (Redis 7): name, arity, flags, first key, last key, key step,
 # ACL categories, tips, key specs, subcommands.
-NAME, ARITY, FLAGS, FIRST_KEY, LAST_KEY, KEY_STEP = range(6)
+NAME, ARITY, FLAGS, FIRST_KEY, LAST_KEY, KEY_STEP, ACL_CATEGORIES = range(7)
+KEY_SPECS = 8
 SUBCOMMANDS = 9
 
 
@@ -196,20 +238,65 @@ def flatten(entries):
             "last_key": e[LAST_KEY],
             "key_step": e[KEY_STEP],
             "has_subcommands": bool(subs),
+            "categories": [c.lower().lstrip("@") for c in e[ACL_CATEGORIES]],
+            "key_specs": [key_spec(k) for k in e[KEY_SPECS]] if len(e) > KEY_SPECS else [],
         }
         yield from flatten(subs)
 
 
-def flag_expression(flags, unknown):
+def pairs(flat):
+    """A RESP2 map (a flat list of alternating keys and values) as a dict."""
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def key_spec(flat):
+    """One key spec of COMMAND as a dict: flags, begin_search and find_keys with their specs."""
+    spec = pairs(flat)
+    begin = pairs(spec["begin_search"])
+    find = pairs(spec["find_keys"])
+    return {
+        "flags": [f.lower() for f in spec["flags"]],
+        "begin": begin["type"],
+        "begin_spec": pairs(begin["spec"]) if begin["spec"] else {},
+        "find": find["type"],
+        "find_spec": pairs(find["spec"]) if find["spec"] else {},
+    }
+
+
+def bits_expression(names, table, unknown, ignored=()):
     bits = []
-    for f in flags:
-        if f in FLAG_BITS:
-            bits.append(FLAG_BITS[f])
-        elif f not in IGNORED_FLAGS:
+    for f in names:
+        if f in table:
+            bits.append(table[f])
+        elif f not in ignored:
             unknown.add(f)
-    order = list(FLAG_BITS.values())
+    order = list(table.values())
     bits.sort(key=order.index)
     return " | ".join(bits) if bits else "0"
+
+
+def flag_expression(flags, unknown):
+    return bits_expression(flags, FLAG_BITS, unknown, IGNORED_FLAGS)
+
+
+def key_spec_initializer(spec, unknown):
+    """A KeySpec aggregate: flags, begin, begin_at, keyword, find, last, step, limit, keynum_at,
+    keynum_first."""
+    flags = bits_expression(spec["flags"], KEY_SPEC_FLAG_BITS, unknown)
+    b, f = spec["begin_spec"], spec["find_spec"]
+    if spec["begin"] == "index":
+        begin = f'KeySpec::Begin::kIndex, {b["index"]}, ""'
+    elif spec["begin"] == "keyword":
+        begin = f'KeySpec::Begin::kKeyword, {b["startfrom"]}, "{b["keyword"].lower()}"'
+    else:
+        begin = 'KeySpec::Begin::kUnknown, 0, ""'
+    if spec["find"] == "range":
+        find = f'KeySpec::Find::kRange, {f["lastkey"]}, {f["keystep"]}, {f["limit"]}, 0, 0'
+    elif spec["find"] == "keynum":
+        find = f'KeySpec::Find::kKeynum, 0, {f["keystep"]}, 0, {f["keynumidx"]}, {f["firstkey"]}'
+    else:
+        find = "KeySpec::Find::kUnknown, 0, 0, 0, 0, 0"
+    return f"{{{flags}, {begin}, {find}}}"
 
 
 # HEADER is a str.format template; FOOTER is literal.
@@ -227,6 +314,15 @@ HEADER = """\
 
 namespace readthru::resp {{
 namespace {{
+
+// The key specs of every command, in table order; each entry's key_specs is a slice of it.
+// Fields: flags, begin, begin_at, keyword, find, last, step, limit, keynum_at, keynum_first.
+constexpr KeySpec kKeySpecs[] = {{
+{key_specs}}};
+
+constexpr std::span<const KeySpec> specs(size_t at, size_t count) {{
+  return {{kKeySpecs + at, count}};
+}}
 
 // Sorted by name (byte order): allCommands() promises that order.
 constexpr CommandInfo kCommands[] = {{
@@ -324,13 +420,25 @@ std::span<const CommandInfo> allCommands() { return kCommands; }
 
 def render(version, commands):
     unknown = set()
-    lines = [HEADER.format(version=version)]
+    spec_lines = []
+    spec_count = 0
+    entries = []
     for c in commands:
         flags = flag_expression(c["flags"], unknown)
         has_subs = "true" if c["has_subcommands"] else "false"
-        lines.append(
+        categories = bits_expression(c["categories"], ACL_CATEGORY_BITS, unknown)
+        count = len(c["key_specs"])
+        specs = f"specs({spec_count}, {count})" if count else "{}"
+        if count:
+            spec_lines.append(f"    // {c['name']}\n")
+        for spec in c["key_specs"]:
+            spec_lines.append(f"    {key_spec_initializer(spec, unknown)},\n")
+        spec_count += count
+        entries.append(
             f'    {{"{c["name"]}", {c["arity"]}, {flags}, {c["first_key"]}, {c["last_key"]}, '
-            f'{c["key_step"]}, {has_subs}}},\n')
+            f'{c["key_step"]}, {has_subs}, {categories}, {specs}}},\n')
+    lines = [HEADER.format(version=version, key_specs="".join(spec_lines))]
+    lines.extend(entries)
     lines.append(FOOTER)
     return "".join(lines), unknown
 
@@ -376,7 +484,8 @@ def main():
 
     text, unknown = render(version, commands)
     if unknown:
-        print("gen_command_table: flags with no CommandFlag bit, dropped: " +
+        print("gen_command_table: flags or categories with no bit in resp/command_table.h, "
+              "dropped: " +
               ", ".join(sorted(unknown)), file=sys.stderr)
     args.output.write_text(text)
 

@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/test_bad_config.h"
 #include "tests/unit/test_temp_dir.h"
 
 namespace readthru {
@@ -201,13 +202,8 @@ TEST_CASE("config: keys absent from the file keep their defaults") {
   }
 }
 
-struct BadFile {
-  std::string text;
-  std::string error;  // after "<path>:"
-};
-
 TEST_CASE("config: a bad file is refused with file:line:column and the key") {
-  const BadFile cases[] = {
+  const test::BadConfig cases[] = {
       {"[upstream]\nconnections = 100\n", "2:15: 'upstream.connections' must be between 1 and 64"},
       {"[upstream]\nconnections = \"4\"\n", "2:15: 'upstream.connections' must be an integer"},
       {"listen = \"127.0.0.1:6380\"\n\nbogus = 1\n", "3:1: unknown key 'bogus'"},
@@ -251,15 +247,7 @@ TEST_CASE("config: a bad file is refused with file:line:column and the key") {
       {"[metrics]\nport = 9121\n", "2:1: unknown key 'metrics.port'"},
       {"metrics = \"127.0.0.1:9121\"\n", "1:1: 'metrics' must be a table"},
   };
-  TempDir dir;
-  for (const BadFile& c : cases) {
-    CAPTURE(c.text);
-    std::string path = dir.write("bad.toml", c.text);
-    Config config;
-    std::string error;
-    CHECK_FALSE(loadConfigFile(path, &config, &error));
-    CHECK(error == path + ":" + c.error);
-  }
+  test::checkRefused(cases);
 }
 
 TEST_CASE("config: a TOML syntax error names the file, line and column") {

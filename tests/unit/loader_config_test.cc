@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/test_bad_config.h"
 #include "tests/unit/test_temp_dir.h"
 
 #include "proxy/config.h"
@@ -203,16 +204,11 @@ TEST_CASE("loader config: [limits] negative_cache_entries") {
   CHECK(error == path + ":2:26: 'limits.negative_cache_entries' must be an integer");
 }
 
-struct BadFile {
-  std::string text;
-  std::string error;  // after "<path>:"
-};
-
 // A backend the loaders in the cases below can name.
 constexpr std::string_view kBackend = "[backends.main]\npath = \"main.db\"\n";
 
 TEST_CASE("loader config: bad backends are refused with file:line:column and the backend") {
-  const BadFile cases[] = {
+  const test::BadConfig cases[] = {
       {"[backends.main]\nkind = \"postgres\"\npath = \"x.db\"\n",
        "2:8: backend 'main': 'kind' must be \"sqlite\" (the only kind so far)"},
       {"[backends.main]\nkind = 1\npath = \"x.db\"\n",
@@ -239,15 +235,7 @@ TEST_CASE("loader config: bad backends are refused with file:line:column and the
       {"[backends.a]\npath = \"a.db\"\n[backends.b]\nqueue = 0\npath = \"b.db\"\n",
        "4:9: backend 'b': 'queue' must be between 1 and 1000000"},
   };
-  TempDir dir;
-  for (const BadFile& c : cases) {
-    CAPTURE(c.text);
-    std::string path = dir.write("bad.toml", c.text);
-    Config config;
-    std::string error;
-    CHECK_FALSE(loadConfigFile(path, &config, &error));
-    CHECK(error == path + ":" + c.error);
-  }
+  test::checkRefused(cases);
 }
 
 TEST_CASE("loader config: bad loaders are refused with file:line:column and the loader") {
@@ -259,7 +247,7 @@ TEST_CASE("loader config: bad loaders are refused with file:line:column and the 
   }
   // The backend comes after the loaders (allowed), so each case's [[loaders]] starts on line 1.
   const std::string ok_keys = "key = \"u:{id}\"\nbackend = \"main\"\nquery = \"SELECT 1\"\n";
-  const BadFile cases[] = {
+  const test::BadConfig cases[] = {
       {"[loaders]\nname = \"u\"\n",
        "1:2: 'loaders' must be an array of tables: write each as [[loaders]]"},
       {"loaders = 5\n", "1:1: 'loaders' must be an array of tables: write each as [[loaders]]"},
@@ -301,16 +289,7 @@ TEST_CASE("loader config: bad loaders are refused with file:line:column and the 
       {"[[loaders]]\nname = \"u\"\n" + ok_keys + "[[loaders]]\nname = \"v\"\n" + ok_keys,
        "6:1: loader 'v': another loader has the key template 'u:{id}'"},
   };
-  TempDir dir;
-  for (const BadFile& c : cases) {
-    std::string text = c.text + std::string(kBackend);
-    CAPTURE(text);
-    std::string path = dir.write("bad.toml", text);
-    Config config;
-    std::string error;
-    CHECK_FALSE(loadConfigFile(path, &config, &error));
-    CHECK(error == path + ":" + c.error);
-  }
+  test::checkRefused(cases, kBackend);
 }
 
 TEST_CASE("loader config: a loader may come before the backend it names") {

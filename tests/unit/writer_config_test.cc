@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/test_bad_config.h"
 #include "tests/unit/test_temp_dir.h"
 
 #include "proxy/config.h"
@@ -152,11 +153,6 @@ path = "late.db"
   CHECK(e.writers[0].del.empty());
 }
 
-struct BadFile {
-  std::string text;
-  std::string error;  // after "<path>:"
-};
-
 TEST_CASE("writer config: bad writers are refused with file:line:column and the writer") {
   std::string bad_template_why;
   {
@@ -172,7 +168,7 @@ TEST_CASE("writer config: bad writers are refused with file:line:column and the 
   const std::string del = "delete = \"D\"\n";
   const std::string ok = "[[writers]]\nname = \"u\"\n" + key + backend + upsert + del;
   const std::string duration_why = "must be a duration such as \"250ms\", \"30s\", \"5m\", \"1h\"";
-  const BadFile cases[] = {
+  const test::BadConfig cases[] = {
       {"[writers]\nname = \"u\"\n",
        "1:2: 'writers' must be an array of tables: write each as [[writers]]"},
       {"writers = 5\n", "1:1: 'writers' must be an array of tables: write each as [[writers]]"},
@@ -236,16 +232,7 @@ TEST_CASE("writer config: bad writers are refused with file:line:column and the 
            "batch = 0\n",
        "13:9: writer 'second': 'batch' must be between 1 and 100000"},
   };
-  TempDir dir;
-  for (const BadFile& c : cases) {
-    std::string text = c.text + std::string(kBackend);
-    CAPTURE(text);
-    std::string path = dir.write("bad.toml", text);
-    Config config;
-    std::string error;
-    CHECK_FALSE(loadConfigFile(path, &config, &error));
-    CHECK(error == path + ":" + c.error);
-  }
+  test::checkRefused(cases, kBackend);
 }
 
 TEST_CASE("writer config: loader errors come before writer errors, and name the loader") {
