@@ -145,8 +145,6 @@ void UpstreamConn::onConnected(int status) {
     return;
   }
   uv_timer_stop(&timer_);
-  backoff_ms_ = 0;
-  was_ready_ = true;
   state_ = State::kReady;
   size_t n = 0;
   std::string hs = handshake(&n);
@@ -158,6 +156,7 @@ void UpstreamConn::onConnected(int status) {
     for (size_t i = 0; i < n; ++i) fifo_.push_front(Pending{nullptr, uv_now(loop_)});
     handshake_left_ = n;
   }
+  if (handshake_left_ == 0) acceptedByUpstream();
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -174,6 +173,14 @@ void UpstreamConn::onConnected(int status) {
   }
   if (!out_.empty()) flusher_->mark(this);
   listener_->onUpstreamReady(this);
+}
+
+// Only a connection the upstream accepted (its AUTH, HELLO, SELECT went through) counts as having
+// worked, so that losing it retries at once. One refused every time (a wrong password) backs off
+// instead of reconnecting in a loop.
+void UpstreamConn::acceptedByUpstream() {
+  backoff_ms_ = 0;
+  was_ready_ = true;
 }
 
 void UpstreamConn::onTimer() {
@@ -293,6 +300,7 @@ void UpstreamConn::deliverFrame() {
       return;
     }
     frame_.clear();
+    if (handshake_left_ == 0) acceptedByUpstream();
     return;
   }
   if (listener_->onUpstreamFrame(this, frame_)) {

@@ -94,6 +94,7 @@ class UpstreamConn final : public Flushable {
   void startConnect();
   void connectTo(const sockaddr* addr);
   void onConnected(int status);
+  void acceptedByUpstream();
   void onRead(ssize_t nread, const uv_buf_t* buf);
   void consume(const char* data, size_t len);
   void deliverFrame();
@@ -122,8 +123,8 @@ class UpstreamConn final : public Flushable {
   bool resolving_ = false;
   int open_handles_ = 0;
   uint64_t backoff_ms_ = 0;
-  bool was_ready_ = false;        // the last connect worked: the next failure retries at once
-  resp::ByteBuffer out_;          // queued, not yet written
+  bool was_ready_ = false;  // the upstream accepted the last connect: its loss retries at once
+  resp::ByteBuffer out_;    // queued, not yet written
   resp::ByteBuffer writing_buf_;  // owned by the write in flight
   std::string frame_;             // buffer_frames: the frame being read
   std::deque<Pending> fifo_;

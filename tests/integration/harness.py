@@ -163,11 +163,26 @@ class Process:
         self, port: int, timeout: float = START_TIMEOUT, password: str | None = None
     ) -> bool:
         """True once PING answers; False if the process exited first or the deadline passed."""
+        return self._wait(lambda: ping_ok(port, password=password), timeout)
+
+    def wait_listening(self, port: int, timeout: float = START_TIMEOUT) -> bool:
+        """True once `port` accepts a connection (nothing is sent on it)."""
+
+        def accepts() -> bool:
+            try:
+                socket.create_connection((HOST, port), timeout=1.0).close()
+                return True
+            except OSError:
+                return False
+
+        return self._wait(accepts, timeout)
+
+    def _wait(self, ready, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 return False
-            if ping_ok(port, password=password):
+            if ready():
                 return True
             time.sleep(0.02)
         return False
@@ -251,13 +266,17 @@ class Readthru(Process):
             argv += ["--config", str(self.config)]
         return argv
 
-    def start(self) -> "Readthru":
+    def start(self, upstream_up: bool = True) -> "Readthru":
+        """upstream_up=False: ready once the listener accepts, for an upstream readthru cannot
+        use (PING goes to the upstream)."""
         fixed = self.port is not None
         for _ in range(1 if fixed else 3):
             port = self.port if fixed else free_port()
             log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
             self._spawn(self.argv(port))
-            if self.wait_ready(port, password=self.password):
+            ready = (self.wait_ready(port, password=self.password) if upstream_up
+                     else self.wait_listening(port))
+            if ready:
                 self.port = port
                 return self
             running = self.alive()
