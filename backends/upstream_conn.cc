@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "backends/tls_session.h"
 #include "resp/errors.h"
 #include "resp/reply_encoder.h"
 
@@ -13,6 +14,9 @@ size_t g_live = 0;
 constexpr uint64_t kMinBackoffMs = 50;
 constexpr uint64_t kMaxBackoffMs = 2000;
 constexpr size_t kReadBufferSize = 64 * 1024;
+// TLS: plaintext encrypted per write, so a 50 MB request is never held twice more (as records,
+// then being written) and the loop turns between chunks.
+constexpr size_t kTlsChunk = 256 * 1024;
 
 // Replies are consumed as soon as they are read, so one buffer serves every connection.
 char g_read_buffer[kReadBufferSize];
@@ -82,6 +86,11 @@ void UpstreamConn::startConnect() {
   state_ = State::kConnecting;
   framer_ = resp::ReplyFramer();
   frame_.clear();
+  if (options_.tls != nullptr) {
+    tls_ = std::make_unique<TlsSession>(
+        options_.tls, options_.tls_server_name.empty() ? options_.host : options_.tls_server_name);
+    cipher_.clear();
+  }
   sockaddr_storage addr{};
   bool numeric = uv_ip4_addr(options_.host.c_str(), options_.port,
                              reinterpret_cast<sockaddr_in*>(&addr)) == 0 ||
@@ -144,9 +153,23 @@ void UpstreamConn::onConnected(int status) {
     fail(uvError("ERR upstream connect failed", status));
     return;
   }
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&tcp_),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        *buf = uv_buf_init(g_read_buffer, kReadBufferSize);
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        static_cast<UpstreamConn*>(s->data)->onRead(nread, buf);
+      });
+  if (tls_ != nullptr) {
+    advanceTlsHandshake();  // ready once established; the connect timeout covers it
+    return;
+  }
+  onReady();
+}
+
+void UpstreamConn::onReady() {
   uv_timer_stop(&timer_);
-  backoff_ms_ = 0;
-  was_ready_ = true;
   state_ = State::kReady;
   size_t n = 0;
   std::string hs = handshake(&n);
@@ -158,14 +181,8 @@ void UpstreamConn::onConnected(int status) {
     for (size_t i = 0; i < n; ++i) fifo_.push_front(Pending{nullptr, uv_now(loop_)});
     handshake_left_ = n;
   }
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&tcp_),
-      [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        *buf = uv_buf_init(g_read_buffer, kReadBufferSize);
-      },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-        static_cast<UpstreamConn*>(s->data)->onRead(nread, buf);
-      });
+  // Under TLS, acceptance waits for the first bytes after the handshake (onTlsRead).
+  if (handshake_left_ == 0 && tls_ == nullptr) acceptedByUpstream();
   if (options_.command_timeout_ms > 0) {
     uint64_t every = options_.command_timeout_ms / 4 + 1;
     uv_timer_start(
@@ -174,6 +191,14 @@ void UpstreamConn::onConnected(int status) {
   }
   if (!out_.empty()) flusher_->mark(this);
   listener_->onUpstreamReady(this);
+}
+
+// Only a connection the upstream accepted (its TLS session and its AUTH, HELLO, SELECT went
+// through) counts as having worked, so that losing it retries at once. One refused every time (a
+// wrong password, a missing client certificate) backs off instead of reconnecting in a loop.
+void UpstreamConn::acceptedByUpstream() {
+  backoff_ms_ = 0;
+  was_ready_ = true;
 }
 
 void UpstreamConn::onTimer() {
@@ -214,20 +239,30 @@ void UpstreamConn::sendUnanswered(std::string_view request) {
 
 void UpstreamConn::flush() {
   sealBatch();
+  if (tls_ != nullptr) {
+    flushTls();
+    return;
+  }
   if (state_ != State::kReady || writing_ || out_.empty()) return;
-  uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  writeOut(&out_);
+}
+
+// Writes `buf` (out_, or cipher_ under TLS): what the socket takes now, then the rest in one
+// uv_write that owns it until its callback.
+void UpstreamConn::writeOut(resp::ByteBuffer* buf) {
+  uv_buf_t b = uv_buf_init(buf->data(), static_cast<unsigned>(buf->size()));
   int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
-  if (n == static_cast<int>(out_.size())) {
-    out_.clear();
-    if (out_.capacity() > 1024 * 1024) out_.release();
+  if (n == static_cast<int>(buf->size())) {
+    buf->clear();
+    if (buf->capacity() > 1024 * 1024) buf->release();
     return;
   }
   if (n < 0 && n != UV_EAGAIN) {
     fail(uvError("ERR upstream write failed", n));
     return;
   }
-  if (n > 0) out_.consume(static_cast<size_t>(n));
-  writing_buf_.swap(out_);
+  if (n > 0) buf->consume(static_cast<size_t>(n));
+  writing_buf_.swap(*buf);
   writing_ = true;
   b = uv_buf_init(writing_buf_.data(), static_cast<unsigned>(writing_buf_.size()));
   int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
@@ -244,7 +279,9 @@ void UpstreamConn::flush() {
                         }
                         return;
                       }
-                      if (!self->out_.empty()) self->flusher_->mark(self);
+                      if (!self->out_.empty() || !self->cipher_.empty()) {
+                        self->flusher_->mark(self);
+                      }
                     });
   if (rc != 0) {
     writing_ = false;
@@ -254,11 +291,81 @@ void UpstreamConn::flush() {
 
 void UpstreamConn::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (nread < 0) {
+    if (tls_ != nullptr && !tls_->established()) {
+      fail(nread == UV_EOF ? "ERR upstream TLS handshake failed: connection closed by the upstream"
+                           : uvError("ERR upstream TLS handshake failed", static_cast<int>(nread)));
+      return;
+    }
     fail(nread == UV_EOF ? std::string(resp::err::kUpstreamLost)
                          : uvError("ERR upstream connection lost", static_cast<int>(nread)));
     return;
   }
+  if (tls_ != nullptr) {
+    onTlsRead(buf->base, static_cast<size_t>(nread));
+    return;
+  }
   consume(buf->base, static_cast<size_t>(nread));
+}
+
+void UpstreamConn::advanceTlsHandshake() {
+  TlsSession::Result r = tls_->handshake();
+  if (r == TlsSession::Result::kError) {
+    fail("ERR upstream TLS handshake failed: " + tls_->error());
+    return;
+  }
+  flushTls();  // the ClientHello, or the client's Finished
+  if (state_ == State::kConnecting && r == TlsSession::Result::kDone) onReady();
+}
+
+void UpstreamConn::onTlsRead(const char* data, size_t len) {
+  bool established = tls_->established();
+  tls_->feed(data, len);  // copied: g_read_buffer is free again for the plaintext
+  if (!established) {
+    if (state_ == State::kConnecting) advanceTlsHandshake();
+    if (state_ != State::kReady) return;
+  }
+  for (;;) {
+    size_t n = 0;
+    TlsSession::Result r = tls_->read(g_read_buffer, kReadBufferSize, &n);
+    if (r == TlsSession::Result::kError) {
+      fail("ERR upstream TLS error: " + tls_->error());
+      return;
+    }
+    if (r == TlsSession::Result::kClosed) {
+      fail(resp::err::kUpstreamLost);
+      return;
+    }
+    // Bytes came after the handshake and decrypt: the upstream took the session. (Under TLS 1.3
+    // a server that refuses the client's certificate says so only after the client's handshake
+    // is done.)
+    if (established && handshake_left_ == 0 && !was_ready_) acceptedByUpstream();
+    if (n == 0) break;
+    consume(g_read_buffer, n);
+    if (state_ != State::kReady) return;
+  }
+  if (tls_->hasOutput() || !out_.empty()) flusher_->mark(this);
+}
+
+// Encrypts queued requests a chunk at a time while the socket takes them at once; the session's
+// own output (handshake messages, alerts) always moves to cipher_, so a write in flight finds it
+// there when it completes.
+void UpstreamConn::flushTls() {
+  while (tcp_open_) {
+    if (!writing_ && state_ == State::kReady && !out_.empty()) {
+      size_t taken = 0;
+      TlsSession::Result r = tls_->write(out_.data(), std::min(out_.size(), kTlsChunk), &taken);
+      if (r == TlsSession::Result::kError) {
+        fail("ERR upstream TLS error: " + tls_->error());
+        return;
+      }
+      out_.consume(taken);
+      if (out_.empty() && out_.capacity() > 1024 * 1024) out_.release();
+    }
+    tls_->takeOutput(&cipher_);
+    if (writing_ || cipher_.empty()) return;
+    writeOut(&cipher_);
+    if (state_ != State::kReady && state_ != State::kConnecting) return;
+  }
 }
 
 void UpstreamConn::consume(const char* data, size_t len) {
@@ -301,6 +408,7 @@ void UpstreamConn::deliverFrame() {
       return;
     }
     frame_.clear();
+    if (handshake_left_ == 0) acceptedByUpstream();
     return;
   }
   if (listener_->onUpstreamFrame(this, frame_)) {
@@ -329,6 +437,7 @@ void UpstreamConn::failPending(std::string_view reason) {
   pending.swap(fifo_);
   handshake_left_ = 0;
   out_.clear();
+  cipher_.clear();
   frame_.clear();
   for (auto& p : pending) {
     if (p.target != nullptr) p.target->replyFailed(reason);

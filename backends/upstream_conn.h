@@ -11,16 +11,23 @@
 //
 // When the connection drops, every pending request fails at once, in order. A shared connection
 // then reconnects with backoff; a pinned one reports down to its owner, which closes it.
+//
+// TLS (options.tls set): after the TCP connect a TlsSession handshakes over the same socket, and
+// the connection is ready (AUTH, HELLO, SELECT go out) only once it is established; a failed
+// handshake is a failed connect. Read bytes are fed to the session and its plaintext to the
+// framer; queued requests are encrypted in bounded chunks. Without TLS none of this runs.
 
 #include <uv.h>
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "backends/loop_flusher.h"
 #include "backends/reply_target.h"
+#include "backends/tls_context.h"
 #include "resp/byte_buffer.h"
 #include "resp/reply_framer.h"
 
@@ -38,7 +45,11 @@ struct UpstreamOptions {
   uint64_t command_timeout_ms = 0;  // 0: none; otherwise the oldest pending request's limit
   bool reconnect = true;            // shared connections reconnect; pinned ones do not
   bool buffer_frames = false;       // pinned: whole frames, so pushes can be told from replies
+  std::shared_ptr<const TlsContext> tls;  // null: plain TCP
+  std::string tls_server_name;            // what the certificate must name; empty: `host`
 };
+
+class TlsSession;
 
 class UpstreamConn final : public Flushable {
  public:
@@ -114,7 +125,13 @@ class UpstreamConn final : public Flushable {
   void startConnect();
   void connectTo(const sockaddr* addr);
   void onConnected(int status);
+  void onReady();
+  void acceptedByUpstream();
   void onRead(ssize_t nread, const uv_buf_t* buf);
+  void onTlsRead(const char* data, size_t len);
+  void advanceTlsHandshake();
+  void flushTls();
+  void writeOut(resp::ByteBuffer* buf);
   void consume(const char* data, size_t len);
   void deliverFrame();
   void replyEnded(char type);
@@ -148,10 +165,12 @@ class UpstreamConn final : public Flushable {
   bool resolving_ = false;
   int open_handles_ = 0;
   uint64_t backoff_ms_ = 0;
-  bool was_ready_ = false;        // the last connect worked: the next failure retries at once
-  resp::ByteBuffer out_;          // queued, not yet written
-  resp::ByteBuffer writing_buf_;  // owned by the write in flight
-  std::string frame_;             // buffer_frames: the frame being read
+  bool was_ready_ = false;  // the upstream accepted the last connect: its loss retries at once
+  resp::ByteBuffer out_;    // queued, not yet written
+  resp::ByteBuffer writing_buf_;     // owned by the write in flight
+  std::unique_ptr<TlsSession> tls_;  // this connection's TLS session; null for plain TCP
+  resp::ByteBuffer cipher_;          // TLS: encrypted, not yet written
+  std::string frame_;                // buffer_frames: the frame being read
   std::deque<Pending> fifo_;
   Batch* batch_ = nullptr;
   size_t handshake_left_ = 0;  // handshake replies still expected at the head of the FIFO

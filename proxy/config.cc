@@ -167,6 +167,13 @@ class ConfigReader {
         {"connections", integer(&c_->upstream_connections, 1, 64)},
         {"connect_timeout", duration(&c_->connect_timeout_ms)},
         {"command_timeout", duration(&c_->command_timeout_ms)},
+        {"tls", boolean(&c_->upstream_tls.enabled)},
+        {"tls_ca_cert_file", tlsPath(&c_->upstream_tls.ca_cert_file)},
+        {"tls_ca_cert_dir", tlsPath(&c_->upstream_tls.ca_cert_dir)},
+        {"tls_cert_file", tlsPath(&c_->upstream_tls.cert_file)},
+        {"tls_key_file", tlsPath(&c_->upstream_tls.key_file)},
+        {"tls_server_name", str(&c_->upstream_tls.server_name)},
+        {"tls_verify", boolean(&c_->upstream_tls.verify)},
     };
     keys["limits"] = {
         {"maxclients", integer(&c_->maxclients, 1, 1000000)},
@@ -276,6 +283,7 @@ class ConfigReader {
     }
     if (error_.empty()) checkLoaders();
     if (error_.empty()) checkUsers();
+    if (error_.empty()) buildUpstreamTls(root);
     *error = error_;
     return error_.empty();
   }
@@ -335,11 +343,16 @@ class ConfigReader {
         fail(t.source(), "'path' is required: the database file");
         return;
       }
-      std::filesystem::path p(path);
-      if (p.is_relative()) p = std::filesystem::path(path_).parent_path() / p;
-      b.path = p.lexically_normal().string();
+      b.path = resolve(path);
     }
     context_.clear();
+  }
+
+  // A relative path is relative to the config file's directory.
+  std::string resolve(const std::string& path) const {
+    std::filesystem::path p(path);
+    if (p.is_relative()) p = std::filesystem::path(path_).parent_path() / p;
+    return p.lexically_normal().string();
   }
 
   // The required, non-empty `name` of a [[loaders]] or [[writers]] table; from here on every
@@ -645,6 +658,30 @@ class ConfigReader {
     context_.clear();
   }
 
+  // [upstream] tls = true: builds the TLS context now, so a file that is missing, unreadable or
+  // not what its key says stops readthru at start, naming the key.
+  void buildUpstreamTls(const toml::table& root) {
+    const backends::TlsOptions& o = c_->upstream_tls;
+    if (!o.enabled) return;
+    const toml::table* t = root["upstream"].as_table();
+    auto at = [&](const std::string& option) -> const toml::node& {
+      const toml::node* n = t->get("tls_" + option);
+      return n != nullptr ? *n : *t->get("tls");
+    };
+    if (o.cert_file.empty() != o.key_file.empty()) {
+      std::string given = o.cert_file.empty() ? "key_file" : "cert_file";
+      std::string missing = o.cert_file.empty() ? "cert_file" : "key_file";
+      fail(at(given), fmt::format("'upstream.tls_{}' needs 'upstream.tls_{}' too", given, missing));
+      return;
+    }
+    backends::TlsContext::Error e;
+    c_->upstream_tls_context = backends::TlsContext::create(o, &e);
+    if (c_->upstream_tls_context == nullptr) {
+      std::string key = e.option.empty() ? "upstream.tls" : "upstream.tls_" + e.option;
+      fail(at(e.option), fmt::format("'{}': {}", key, e.message));
+    }
+  }
+
   void fail(const toml::node& n, const std::string& what) { fail(n.source(), what); }
   void fail(const toml::source_region& src, const std::string& what) {
     error_ = fmt::format("{}: {}{}", where(path_, src), context_, what);
@@ -658,6 +695,23 @@ class ConfigReader {
       auto v = n.value<std::string>();
       if (!v || !n.is_string()) return bad(n, "must be a string");
       *out = *v;
+      return true;
+    };
+  }
+  std::function<bool(const toml::node&)> boolean(bool* out) {
+    return [this, out](const toml::node& n) {
+      if (!n.is_boolean()) return bad(n, "must be true or false");
+      *out = *n.value<bool>();
+      return true;
+    };
+  }
+  // A file or directory of [upstream]'s TLS settings; read when the TLS context is built.
+  std::function<bool(const toml::node&)> tlsPath(std::string* out) {
+    return [this, out](const toml::node& n) {
+      std::string path;
+      if (!str(&path)(n)) return false;
+      if (path.empty()) return bad(n, "must not be empty (leave the key out instead)");
+      *out = resolve(path);
       return true;
     };
   }

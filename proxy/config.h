@@ -5,10 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "backends/tls_context.h"
 #include "resp/request_parser.h"
 
 namespace readthru {
@@ -113,6 +115,10 @@ struct Config {
   int upstream_connections = 1;
   uint64_t connect_timeout_ms = 2000;
   uint64_t command_timeout_ms = 30000;
+  backends::TlsOptions upstream_tls;  // [upstream] tls, tls_*; paths resolved
+  // Built by loadConfigFile when upstream_tls.enabled (every file read and checked then); null:
+  // plain TCP. Shared by every upstream connection.
+  std::shared_ptr<const backends::TlsContext> upstream_tls_context;
 
   int maxclients = 10000;
   uint64_t idle_timeout_ms = 0;     // redis.conf `timeout`; 0: never

@@ -65,6 +65,8 @@ backends::UpstreamOptions UpstreamPool::options(int protocol) const {
   o.protocol = protocol;
   o.connect_timeout_ms = config_.connect_timeout_ms;
   o.command_timeout_ms = config_.command_timeout_ms;
+  o.tls = config_.upstream_tls_context;
+  o.tls_server_name = config_.upstream_tls.server_name;
   return o;
 }
 
@@ -80,7 +82,12 @@ std::vector<backends::UpstreamConn*>& UpstreamPool::conns(int protocol) {
   return v;
 }
 
-void UpstreamPool::start() { conns(2); }
+void UpstreamPool::start() {
+  if (config_.upstream_tls_context != nullptr && !config_.upstream_tls.verify) {
+    log::warning("upstream TLS: tls_verify = false: the upstream's certificate is not checked");
+  }
+  conns(2);
+}
 
 namespace {
 

@@ -5,8 +5,8 @@ set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config
-  libuv1-dev libhiredis-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev
-  libhttp-parser-dev
+  libuv1-dev libhiredis-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev libssl-dev
+  libhttp-parser-dev openssl
   redis-server redis-tools nutcracker
   python3 python3-redis python3-pytest
   clang libclang-rt-14-dev clang-format

@@ -101,12 +101,20 @@ def make_stack(tmp_path):
     """Factory for stacks private to one test. Stopped at teardown; readthru must exit 0."""
     stacks: list[Stack] = []
 
-    def make(upstream_args: tuple = (), **config_kwargs) -> Stack:
-        """config_kwargs go to harness.write_config; upstream_args to redis-server."""
+    def make(
+        upstream_args: tuple = (),
+        tls_files: harness.TlsFiles | None = None,
+        tls_auth_clients: bool = False,
+        **config_kwargs,
+    ) -> Stack:
+        """config_kwargs go to harness.write_config; upstream_args, tls_files (TLS only) and
+        tls_auth_clients to redis-server."""
         stack = Stack(
             tmp_path / f"stack{len(stacks)}",
             config_kwargs=config_kwargs or None,
             upstream_args=upstream_args,
+            tls_files=tls_files,
+            tls_auth_clients=tls_auth_clients,
         )
         stacks.append(stack)
         return stack

@@ -14,9 +14,11 @@ Environment:
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -60,6 +62,79 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway PKI made by make_tls_files() with the openssl CLI: a CA; a server certificate
+    for "localhost" and 127.0.0.1 and a client certificate, both signed by it; and another CA
+    that signed neither."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca_cert: Path
+
+    def client_context(self, client_cert: bool = True) -> ssl.SSLContext:
+        """How a test client connects to a TLS redis-server: trusts the CA, shows the client
+        certificate (needed with tls-auth-clients yes), checks the server is "localhost"."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_cert))
+        if client_cert:
+            ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return ctx
+
+
+_TLS_CNF = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = readthru test
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+[client]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+"""
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Generates TlsFiles in `directory` (P-256 keys, valid for two days)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cnf = directory / "openssl.cnf"
+    cnf.write_text(_TLS_CNF)
+
+    def openssl(*args) -> None:
+        subprocess.run(["openssl", *map(str, args)], cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", "-new", *newkey, "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+                "-days", "2", "-config", cnf, "-extensions", "ca", "-subj", f"/CN=readthru {ca}")
+    for name, cn in (("server", "localhost"), ("client", "readthru")):
+        openssl("req", "-new", *newkey, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-config", cnf, "-subj", f"/CN={cn}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", cnf,
+                "-extensions", name)
+    return TlsFiles(
+        ca_cert=directory / "ca.crt",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
+        other_ca_cert=directory / "other-ca.crt",
+    )
+
+
 def write_config(
     path: Path,
     *,
@@ -69,6 +144,7 @@ def write_config(
     maxclients: int = 10000,
     requirepass: str | None = None,
     upstream_password: str | None = None,
+    upstream_tls: dict | None = None,
     extra: str = "",
     upstream_extra: str = "",
     unixsocket: str | None = None,
@@ -77,6 +153,8 @@ def write_config(
 ) -> Path:
     """The one place that knows readthru's config format (conf/readthru.toml documents it).
 
+    upstream_tls: {"ca_cert_file": path, "verify": False, ...} -> tls = true and tls_<key> = value
+    in [upstream] ({"tls": False} overrides the tls = true).
     `metrics`: the body of a [metrics] table (e.g. 'listen = "127.0.0.1:9121"'), written last."""
     top = f'listen = "{HOST}:{listen_port}"\n'
     if requirepass is not None:
@@ -88,6 +166,12 @@ def write_config(
     upstream = f'address = "{HOST}:{upstream_port}"\nconnections = {connections}\n'
     if upstream_password is not None:
         upstream += f'password = "{upstream_password}"\n'
+    if upstream_tls is not None:
+        settings = {"tls": True, **upstream_tls}
+        for key, value in settings.items():
+            name = key if key == "tls" else f"tls_{key}"
+            text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(str(value))
+            upstream += f"{name} = {text}\n"
     upstream += upstream_extra
     tail = f"\n[metrics]\n{metrics}\n" if metrics is not None else ""
     path.write_text(
@@ -97,13 +181,20 @@ def write_config(
     return path
 
 
-def ping_ok(port: int, timeout: float = 1.0, password: str | None = None) -> bool:
+def ping_ok(
+    port: int,
+    timeout: float = 1.0,
+    password: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> bool:
     try:
         with RespConn(HOST, port, timeout=timeout) as c:
+            if tls is not None:
+                c.sock = tls.wrap_socket(c.sock, server_hostname="localhost")
             if password is not None and c.command("AUTH", password) != b"OK":
                 return False
             return c.command("PING") == b"PONG"
-    except (OSError, ConnectionError):
+    except (OSError, ConnectionError):  # ssl.SSLError is an OSError
         return False
 
 
@@ -121,15 +212,23 @@ class Endpoint:
     host: str
     port: int
     password: str | None = None  # what client() and raw() authenticate with
+    tls: TlsFiles | None = None  # a TLS redis-server: clients connect with TLS, client cert shown
 
     def client(self, **kwargs) -> redis.Redis:
         kwargs.setdefault("password", self.password)
         kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT)
         kwargs.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
+        if self.tls is not None:
+            kwargs.setdefault("ssl", True)
+            kwargs.setdefault("ssl_ca_certs", str(self.tls.ca_cert))
+            kwargs.setdefault("ssl_certfile", str(self.tls.client_cert))
+            kwargs.setdefault("ssl_keyfile", str(self.tls.client_key))
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
     def raw(self, timeout: float = SOCKET_TIMEOUT, auth: bool = True) -> RespConn:
         conn = RespConn(self.host, self.port, timeout=timeout)
+        if self.tls is not None:
+            conn.sock = self.tls.client_context().wrap_socket(conn.sock, server_hostname="localhost")
         if auth and self.password is not None:
             reply = conn.command("AUTH", self.password)
             assert reply == b"OK", reply
@@ -171,14 +270,33 @@ class Process:
         return _tail(self.log_path)
 
     def wait_ready(
-        self, port: int, timeout: float = START_TIMEOUT, password: str | None = None
+        self,
+        port: int,
+        timeout: float = START_TIMEOUT,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> bool:
         """True once PING answers; False if the process exited first or the deadline passed."""
+        return self._wait(lambda: ping_ok(port, password=password, tls=tls), timeout)
+
+    def wait_listening(self, port: int, timeout: float = START_TIMEOUT) -> bool:
+        """True once `port` accepts a connection (nothing is sent on it)."""
+
+        def accepts() -> bool:
+            try:
+                socket.create_connection((HOST, port), timeout=1.0).close()
+                return True
+            except OSError:
+                return False
+
+        return self._wait(accepts, timeout)
+
+    def _wait(self, ready, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 return False
-            if ping_ok(port, password=password):
+            if ready():
                 return True
             time.sleep(0.02)
         return False
@@ -204,23 +322,47 @@ class Process:
 
 
 class RedisServer(Process):
-    def __init__(self, workdir: Path, port: int | None = None, extra_args: tuple = ()):
+    """`tls`: serve TLS only, on `port` (--port 0 --tls-port), with the server certificate;
+    `tls_auth_clients`: require a client certificate signed by the CA."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        extra_args: tuple = (),
+        tls: TlsFiles | None = None,
+        tls_auth_clients: bool = False,
+    ):
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__("redis-server", workdir)
         self.port = port
         self.extra_args = tuple(extra_args)
+        self.tls = tls
+        self.tls_auth_clients = tls_auth_clients
+
+    def _listen_args(self, port: int) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(port)]
+        return [
+            "--port", "0", "--tls-port", str(port),
+            "--tls-cert-file", str(self.tls.server_cert),
+            "--tls-key-file", str(self.tls.server_key),
+            "--tls-ca-cert-file", str(self.tls.ca_cert),
+            "--tls-auth-clients", "yes" if self.tls_auth_clients else "no",
+        ]
 
     def start(self) -> "RedisServer":
         fixed = self.port is not None
+        tls = self.tls.client_context() if self.tls is not None else None
         for _ in range(1 if fixed else 5):
             port = self.port if fixed else free_port()
             self._spawn(
                 [
-                    REDIS_SERVER, "--port", str(port), "--bind", HOST, "--save", "",
+                    REDIS_SERVER, *self._listen_args(port), "--bind", HOST, "--save", "",
                     "--appendonly", "no", "--dir", str(self.workdir), *self.extra_args,
                 ]
             )
-            if self.wait_ready(port, password=self.password):
+            if self.wait_ready(port, password=self.password, tls=tls):
                 self.port = port
                 return self
             self.kill()
@@ -234,7 +376,7 @@ class RedisServer(Process):
     @property
     def endpoint(self) -> Endpoint:
         assert self.port is not None
-        return Endpoint(HOST, self.port, self.password)
+        return Endpoint(HOST, self.port, self.password, self.tls)
 
 
 class Readthru(Process):
@@ -262,13 +404,17 @@ class Readthru(Process):
             argv += ["--config", str(self.config)]
         return argv
 
-    def start(self) -> "Readthru":
+    def start(self, upstream_up: bool = True) -> "Readthru":
+        """upstream_up=False: ready once the listener accepts, for an upstream readthru cannot
+        use (PING goes to the upstream)."""
         fixed = self.port is not None
         for _ in range(1 if fixed else 3):
             port = self.port if fixed else free_port()
             log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
             self._spawn(self.argv(port))
-            if self.wait_ready(port, password=self.password):
+            ready = (self.wait_ready(port, password=self.password) if upstream_up
+                     else self.wait_listening(port))
+            if ready:
                 self.port = port
                 return self
             running = self.alive()
@@ -288,10 +434,23 @@ class Stack:
     """One redis-server and (unless DIRECT) one readthru in front of it."""
 
     def __init__(
-        self, workdir: Path, *, config_kwargs: dict | None = None, upstream_args: tuple = ()
+        self,
+        workdir: Path,
+        *,
+        config_kwargs: dict | None = None,
+        upstream_args: tuple = (),
+        tls_files: TlsFiles | None = None,
+        tls_auth_clients: bool = False,
     ):
+        """tls_files: redis-server serves TLS only (see RedisServer); readthru's side is
+        config_kwargs["upstream_tls"]."""
         self.workdir = workdir
-        self.upstream = RedisServer(workdir / "redis", extra_args=upstream_args).start()
+        self.upstream = RedisServer(
+            workdir / "redis",
+            extra_args=upstream_args,
+            tls=tls_files,
+            tls_auth_clients=tls_auth_clients,
+        ).start()
         self.proxy: Readthru | None = None
         if not DIRECT:
             config = None

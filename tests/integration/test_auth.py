@@ -1,11 +1,13 @@
 """Authentication: readthru's own requirepass answers exactly like a redis-server with the same
 requirepass (including the stricter pre-auth protocol limits), and readthru authenticates its own
-upstream connections, shared and pinned."""
+upstream connections, shared and pinned, with a password or an ACL user's name and password."""
+
+import time
 
 import pytest
 
-from harness import RedisServer
-from resp_client import encode
+from harness import Readthru, RedisServer, free_port, write_config
+from resp_client import RespError, encode
 
 pytestmark = pytest.mark.proxy_only
 
@@ -108,3 +110,60 @@ def test_readthru_authenticates_its_upstream_connections(make_stack):
     finally:
         direct.close()
     assert stack.direct.client().get("shared") == b"1"
+
+
+ACL_USER = ("--user", "alice", "on", ">alice-pass", "~*", "&*", "+@all")
+
+
+def upstream_users(stack) -> list[tuple[str, str, str]]:
+    """(user, db, resp) of every connection redis-server has, but the one asking."""
+    direct = stack.direct.client()
+    try:
+        me = direct.client_id()
+        return sorted((c["user"], c["db"], c["resp"]) for c in direct.client_list()
+                      if int(c["id"]) != me)
+    finally:
+        direct.close()
+
+
+def test_readthru_authenticates_its_upstream_connections_as_an_acl_user(make_stack):
+    # The default user has another password: only AUTH alice alice-pass gets in as alice.
+    stack = make_stack(
+        connections=1,
+        upstream_password="alice-pass",
+        upstream_extra='username = "alice"\n',
+        upstream_args=("--requirepass", PASSWORD, *ACL_USER),
+    )
+    with stack.endpoint.raw() as resp2, stack.endpoint.raw() as pinned, \
+            stack.endpoint.raw() as resp3:
+        assert resp2.command("SET", "k", "v") == b"OK"  # a shared RESP2 connection: AUTH alice
+        assert pinned.command("SELECT", "2") == b"OK"  # a dedicated one, on db 2
+        assert pinned.command("SET", "k", "v") == b"OK"
+        resp3.command("HELLO", "3")
+        assert resp3.command("SET", "k3", "v") == b"OK"  # a shared RESP3 one: HELLO 3 AUTH alice
+        users = upstream_users(stack)
+    assert {user for user, _, _ in users} == {"alice"}, users
+    assert ("alice", "2", "2") in users and ("alice", "0", "3") in users, users
+
+
+def test_wrong_upstream_password_backs_off_instead_of_reconnecting_in_a_loop(tmp_path):
+    upstream = RedisServer(tmp_path / "redis", extra_args=("--requirepass", PASSWORD)).start()
+    listen_port = free_port()
+    config = write_config(tmp_path / "readthru.toml", listen_port=listen_port,
+                          upstream_port=upstream.port, upstream_password="wrong")
+    proxy = Readthru(tmp_path / "readthru", upstream.port, config=config,
+                     listen_port=listen_port).start(upstream_up=False)
+    try:
+        with proxy.endpoint.raw() as c:
+            reply = c.command("GET", "k")
+            assert isinstance(reply, RespError) and reply.text.startswith("ERR upstream"), reply
+        direct = upstream.endpoint.client()
+        before = direct.info("stats")["total_connections_received"]
+        time.sleep(1.0)
+        attempts = direct.info("stats")["total_connections_received"] - before - 1  # INFO's own
+        # Backoff from 50 ms doubling to 2 s: a handful of attempts a second, not thousands.
+        assert attempts <= 20, f"{attempts} connections in a second"
+        assert "WRONGPASS" in proxy.log()
+    finally:
+        assert proxy.stop() == 0, proxy.log()
+        upstream.stop()

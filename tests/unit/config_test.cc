@@ -180,6 +180,44 @@ TEST_CASE("config: [metrics] is off by default and with listen = \"\"") {
   }
 }
 
+TEST_CASE("config: [upstream] tls keys; the files are read only with tls = true") {
+  TempDir dir;
+  std::string text = R"([upstream]
+tls = false
+tls_ca_cert_file = "certs/ca.pem"
+tls_ca_cert_dir = "/etc/ssl/certs"
+tls_cert_file = "../client.crt"
+tls_key_file = "client.key"
+tls_server_name = "redis.example"
+tls_verify = false
+)";
+  Config c;
+  std::string error;
+  REQUIRE(loadConfigFile(dir.write("conf/readthru.toml", text), &c, &error));
+  const std::string conf = (dir.path() / "conf").string();
+  CHECK_FALSE(c.upstream_tls.enabled);
+  CHECK(c.upstream_tls.ca_cert_file == conf + "/certs/ca.pem");
+  CHECK(c.upstream_tls.ca_cert_dir == "/etc/ssl/certs");
+  CHECK(c.upstream_tls.cert_file == dir.path().string() + "/client.crt");
+  CHECK(c.upstream_tls.key_file == conf + "/client.key");
+  CHECK(c.upstream_tls.server_name == "redis.example");
+  CHECK_FALSE(c.upstream_tls.verify);
+  CHECK(c.upstream_tls_context == nullptr);  // off: nothing read, nothing built
+
+  text.replace(text.find("tls = false"), 11, "tls = true");
+  Config on;
+  std::string path = dir.write("conf/readthru.toml", text);
+  CHECK_FALSE(loadConfigFile(path, &on, &error));
+  CHECK(error == path + ":3:20: 'upstream.tls_ca_cert_file': cannot read " + conf +
+                     "/certs/ca.pem: No such file or directory");
+
+  Config defaults;
+  REQUIRE(loadConfigFile(dir.write("plain.toml", "[upstream]\ntls = false\n"), &defaults, &error));
+  CHECK(defaults.upstream_tls.verify);
+  CHECK(defaults.upstream_tls.ca_cert_file.empty());
+  CHECK(defaults.upstream_tls_context == nullptr);
+}
+
 TEST_CASE("config: keys absent from the file keep their defaults") {
   TempDir dir;
   const Config defaults;
@@ -206,6 +244,12 @@ TEST_CASE("config: a bad file is refused with file:line:column and the key") {
   const test::BadConfig cases[] = {
       {"[upstream]\nconnections = 100\n", "2:15: 'upstream.connections' must be between 1 and 64"},
       {"[upstream]\nconnections = \"4\"\n", "2:15: 'upstream.connections' must be an integer"},
+      {"[upstream]\ntls = 1\n", "2:7: 'upstream.tls' must be true or false"},
+      {"[upstream]\ntls_verify = \"no\"\n", "2:14: 'upstream.tls_verify' must be true or false"},
+      {"[upstream]\ntls_ca_cert_file = \"\"\n",
+       "2:20: 'upstream.tls_ca_cert_file' must not be empty (leave the key out instead)"},
+      {"[upstream]\ntls = true\ntls_key_file = \"k.pem\"\n",
+       "3:16: 'upstream.tls_key_file' needs 'upstream.tls_cert_file' too"},
       {"listen = \"127.0.0.1:6380\"\n\nbogus = 1\n", "3:1: unknown key 'bogus'"},
       {"[limits]\nmaxclients = 5\nmaxclient = 5\n", "3:1: unknown key 'limits.maxclient'"},
       {"listen = 6380\n", "1:10: 'listen' must be \"host:port\", e.g. \"127.0.0.1:6380\""},
