@@ -101,6 +101,16 @@ class ConfigReader {
            c_->log_level = *v;
            return true;
          }},
+        {"log_format",
+         [this](const toml::node& n) {
+           log::Format f;
+           auto v = n.value<std::string>();
+           if (!v || !n.is_string() || !log::parseFormat(*v, &f)) {
+             return bad(n, "must be \"text\" or \"json\"");
+           }
+           c_->log_format = *v;
+           return true;
+         }},
         {"shutdown_timeout", duration(&c_->shutdown_timeout_ms)},
         {"unixsocket",
          [this](const toml::node& n) {

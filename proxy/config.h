@@ -76,6 +76,7 @@ struct Config {
   HostPort listen{"127.0.0.1", 6380};
   std::string requirepass;
   std::string log_level = "info";
+  std::string log_format = "text";  // "text" (redis-server's line format) or "json"
   uint64_t shutdown_timeout_ms = 10000;
   // A unix socket clients can connect to besides `listen`, as redis.conf's unixsocket; empty:
   // none. A relative path is relative to the working directory, as with redis-server.

@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   log::Level level;
   log::parseLevel(config.log_level, &level);
   log::setLevel(level);
+  log::Format format;
+  log::parseFormat(config.log_format, &format);
+  log::setFormat(format);
 
   // A client that vanished must not kill the daemon on write: EPIPE is handled per connection.
   signal(SIGPIPE, SIG_IGN);

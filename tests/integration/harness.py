@@ -73,9 +73,12 @@ def write_config(
     upstream_extra: str = "",
     unixsocket: str | None = None,
     unixsocketperm: int | None = None,
+    log_format: str | None = None,
 ) -> Path:
     """The one place that knows readthru's config format (conf/readthru.toml documents it)."""
     top = f'listen = "{HOST}:{listen_port}"\n'
+    if log_format is not None:
+        top += f'log_format = "{log_format}"\n'
     if requirepass is not None:
         top += f'requirepass = "{requirepass}"\n'
     if unixsocket is not None:
