@@ -111,6 +111,8 @@ class ConfigReader {
            c_->log_format = *v;
            return true;
          }},
+        {"slowlog_log_slower_than", integer(&c_->slowlog_log_slower_than_us, INT64_MIN, INT64_MAX)},
+        {"slowlog_max_len", integer(&c_->slowlog_max_len, 0, 1000000)},
         {"shutdown_timeout", duration(&c_->shutdown_timeout_ms)},
         {"unixsocket",
          [this](const toml::node& n) {

@@ -102,6 +102,12 @@ struct Config {
   resp::ParserLimits parser;
   size_t negative_cache_entries = 100000;
 
+  // The loader slowlog (READTHRU SLOWLOG), as redis.conf's slowlog-log-slower-than and
+  // slowlog-max-len: loads taking at least this many microseconds are kept (0: every load;
+  // negative: none), the newest slowlog_max_len of them.
+  int64_t slowlog_log_slower_than_us = 10000;
+  size_t slowlog_max_len = 128;
+
   std::vector<BackendConfig> backends;
   std::vector<LoaderConfig> loaders;
   std::vector<WriterConfig> writers;
