@@ -29,18 +29,10 @@ char g_read_buffer[kReadChunk];
 // The command being dispatched; only one is in flight at a time on the loop thread.
 resp::Command g_command;
 
-// A client-chosen name for a log line: at most 64 bytes, anything unprintable as \xNN.
-std::string printableName(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s.substr(0, 64)) {
-    if (c >= ' ' && c <= '~' && c != '\\' && c != '\'') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("\\x{:02x}", c);
-    }
-  }
-  if (s.size() > 64) out += "...";
-  return out;
+// A client-chosen name for a log line: at most 64 bytes (the log escapes what would break a line).
+std::string shortName(std::string_view s) {
+  if (s.size() <= 64) return std::string(s);
+  return std::string(s.substr(0, 64)) + "...";
 }
 
 // A command readthru sends inside MULTI in place of one the user may not run: Redis refuses
@@ -474,8 +466,7 @@ void ClientConn::authFailed(std::string_view how, std::string_view user) {
       addr = fmt::format("{}:{}", ip, ntohs(a->sin_port));
     }
   }
-  log::warning("client id={} addr={}: {} failed for user '{}'", id_, addr, how,
-               printableName(user));
+  log::warning("client id={} addr={}: {} failed for user '{}'", id_, addr, how, shortName(user));
 }
 
 backends::UpstreamConn* ClientConn::writeConn() {

@@ -128,6 +128,18 @@ class ConfigReader {
            c_->log_level = *v;
            return true;
          }},
+        {"log_format",
+         [this](const toml::node& n) {
+           log::Format f;
+           auto v = n.value<std::string>();
+           if (!v || !n.is_string() || !log::parseFormat(*v, &f)) {
+             return bad(n, "must be \"text\" or \"json\"");
+           }
+           c_->log_format = *v;
+           return true;
+         }},
+        {"slowlog_log_slower_than", integer(&c_->slowlog_log_slower_than_us, INT64_MIN, INT64_MAX)},
+        {"slowlog_max_len", integer(&c_->slowlog_max_len, 0, 1000000)},
         {"shutdown_timeout", duration(&c_->shutdown_timeout_ms)},
         {"unixsocket",
          [this](const toml::node& n) {

@@ -102,6 +102,7 @@ struct Config {
   // Refuse to start when listening beyond loopback while the default user has no password.
   bool protected_mode = true;
   std::string log_level = "info";
+  std::string log_format = "text";  // "text" (redis-server's line format) or "json"
   uint64_t shutdown_timeout_ms = 10000;
   // A unix socket clients can connect to besides `listen`, as redis.conf's unixsocket; empty:
   // none. A relative path is relative to the working directory, as with redis-server.
@@ -132,6 +133,11 @@ struct Config {
   size_t negative_cache_entries = 100000;
 
   MetricsConfig metrics;
+  // The loader slowlog (READTHRU SLOWLOG), as redis.conf's slowlog-log-slower-than and
+  // slowlog-max-len: loads taking at least this many microseconds are kept (0: every load;
+  // negative: none), the newest slowlog_max_len of them.
+  int64_t slowlog_log_slower_than_us = 10000;
+  size_t slowlog_max_len = 128;
 
   std::vector<BackendConfig> backends;
   std::vector<LoaderConfig> loaders;

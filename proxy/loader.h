@@ -103,9 +103,6 @@ class Loader {
 // A column value as the bytes stored in Redis: integers in decimal, reals in the shortest form
 // that reads back the same, text and blobs as they are. NULL is "".
 std::string sqlValueBytes(const backends::SqlValue& v);
-// `s` as a JSON string, quotes included, appended to `out`; bytes that are not UTF-8 become
-// U+FFFD.
-void appendJsonString(std::string_view s, std::string* out);
 // The row as one JSON object; blobs become base64 strings (JSON strings must be text), and TEXT
 // bytes that are not UTF-8 become U+FFFD.
 std::string rowJson(const std::vector<std::string>& columns,

@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   log::Level level;
   log::parseLevel(config.log_level, &level);
   log::setLevel(level);
+  log::Format format;
+  log::parseFormat(config.log_format, &format);
+  log::setFormat(format);
   if (!checkProtectedMode(config, &error)) {
     log::error("{}", error);
     return 1;

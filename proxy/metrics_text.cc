@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include "proxy/command_metrics.h"
+#include "proxy/json_string.h"
 #include "proxy/loader.h"
 #include "proxy/server.h"
 

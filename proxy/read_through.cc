@@ -58,6 +58,7 @@ ReadThrough::ReadThrough(uv_loop_t* loop, const Config& config, CacheRegistry* r
       registry_(registry),
       pool_(pool),
       negative_(config.negative_cache_entries),
+      slowlog_(config.slowlog_log_slower_than_us, config.slowlog_max_len),
       rng_(std::random_device{}()) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
@@ -288,13 +289,23 @@ void ReadThrough::answer(Flight* f, const LoadedValue& v) {
 }
 
 void ReadThrough::onLoaded(Flight* f, backends::SqlResult&& result) {
+  uint64_t us = nowUs() - f->queued_us;
   if (f->abandoned) {  // its waiters already had the timeout error
+    if (slowlog_.wants(us)) slowlog_.add(us, f->loader->name(), f->key, f->loader->timeoutError());
     f->loaded = true;
     release(f);
     return;
   }
-  f->loader->stats().latency.record(nowUs() - f->queued_us);
-  complete(f, f->loader->decode(std::move(result)));
+  f->loader->stats().latency.record(us);
+  LoadedValue v = f->loader->decode(std::move(result));
+  if (slowlog_.wants(us)) {
+    using Kind = LoadedValue::Kind;
+    slowlog_.add(us, f->loader->name(), f->key,
+                 v.kind == Kind::kValue    ? "value"
+                 : v.kind == Kind::kAbsent ? "absent"
+                                           : std::string_view(v.error));
+  }
+  complete(f, std::move(v));
 }
 
 void ReadThrough::complete(Flight* f, LoadedValue&& value) {

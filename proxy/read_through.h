@@ -30,6 +30,7 @@
 #include "proxy/negative_cache.h"
 #include "proxy/single_flight.h"
 #include "proxy/slot_interceptor.h"
+#include "proxy/slowlog.h"
 #include "resp/command_table.h"
 #include "resp/request_parser.h"
 
@@ -88,6 +89,9 @@ class ReadThrough {
   // No fills or new loads after this; closes the timer. Loads in flight still finish.
   void close();
 
+  // Loads slower than slowlog_log_slower_than, for READTHRU SLOWLOG.
+  SlowLog* slowlog() { return &slowlog_; }
+
   size_t negativeEntries() const { return negative_.size(); }
   size_t flights() const { return flights_.size(); }
   static size_t liveCount();  // flights and requests not yet freed, for leak checks
@@ -114,6 +118,7 @@ class ReadThrough {
   UpstreamPool* pool_;
   WriteBehind* write_behind_ = nullptr;
   NegativeCache negative_;
+  SlowLog slowlog_;
   SingleFlight flights_;
   std::multimap<uint64_t, Flight*> deadlines_;  // loop ms -> loading flight
   uv_timer_t timer_;

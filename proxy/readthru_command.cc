@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
+#include <variant>
 
 #include "proxy/command_router.h"
+#include "proxy/redis_int.h"
 #include "proxy/reply_slot.h"
 #include "proxy/server.h"
 #include "resp/reply_encoder.h"
@@ -83,6 +86,152 @@ void answerStats(Server* server, int protocol, std::string* out) {
   }
 }
 
+std::string_view loaderTypeName(LoaderType t) {
+  switch (t) {
+    case LoaderType::kString:
+      return "string";
+    case LoaderType::kJson:
+      return "json";
+    case LoaderType::kHash:
+      return "hash";
+  }
+  return "string";
+}
+
+// One field of READTHRU LOADERS or WRITERS: an integer or a string.
+struct ConfigField {
+  std::string_view name;
+  std::variant<int64_t, std::string> value;
+};
+
+// A loader's configuration as conf/readthru.toml spells it, durations in milliseconds,
+// refresh_ahead as a decimal string (as CONFIG GET gives numbers).
+std::vector<ConfigField> loaderFields(const Loader& l) {
+  const LoaderConfig& c = l.config();
+  auto i64 = [](uint64_t v) { return static_cast<int64_t>(v); };
+  return {
+      {"key", c.key},
+      {"backend", c.backend},
+      {"type", std::string(loaderTypeName(c.type))},
+      {"ttl_ms", i64(c.ttl_ms)},
+      {"jitter_ms", i64(c.jitter_ms)},
+      {"negative_ttl_ms", i64(c.negative_ttl_ms)},
+      {"timeout_ms", i64(c.timeout_ms)},
+      {"refresh_ahead", fmt::format("{}", c.refresh_ahead)},
+      {"query", c.query},
+  };
+}
+
+// A writer's, likewise. flush_interval_ms, batch and max_attempts are given for every writer,
+// though only "behind" writers use them.
+std::vector<ConfigField> writerFields(const Writer& w) {
+  const WriterConfig& c = w.config();
+  auto i64 = [](uint64_t v) { return static_cast<int64_t>(v); };
+  return {
+      {"key", c.key},
+      {"backend", c.backend},
+      {"mode", std::string(w.behind() ? "behind" : "through")},
+      {"timeout_ms", i64(c.timeout_ms)},
+      {"flush_interval_ms", i64(c.flush_interval_ms)},
+      {"batch", i64(c.batch)},
+      {"max_attempts", int64_t{c.max_attempts}},
+      {"upsert", c.upsert},
+      {"delete", c.del},
+  };
+}
+
+// READTHRU LOADERS and WRITERS: per loader or writer (by name), its fields; shaped like
+// READTHRU STATS (RESP3 a map of maps, RESP2 flat arrays).
+template <typename Items, typename FieldsOf>
+void answerConfigs(resp::ReplyEncoder& e, const Items& items, FieldsOf fields_of) {
+  e.mapHeader(items.size());
+  for (const auto& item : items) {
+    e.bulk(item->name());
+    std::vector<ConfigField> fields = fields_of(*item);
+    e.mapHeader(fields.size());
+    for (const ConfigField& f : fields) {
+      e.bulk(f.name);
+      if (const int64_t* v = std::get_if<int64_t>(&f.value)) {
+        e.integer(*v);
+      } else {
+        e.bulk(std::get<std::string>(f.value));
+      }
+    }
+  }
+}
+
+constexpr std::string_view kSlowlogHelp[] = {
+    "READTHRU SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the loader slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, [loader name, key], outcome",
+    "LEN",
+    "    Return the length of the loader slowlog.",
+    "RESET",
+    "    Reset the loader slowlog.",
+    "HELP",
+    "    Prints this help.",
+};
+
+// READTHRU SLOWLOG ...: Redis's SLOWLOG, with its replies and error texts, over loads. An entry
+// is [id, unix time, microseconds, [loader, key], outcome]: Redis's shape, the loader and key
+// where Redis has the command's arguments, the outcome where it has the client's address.
+void answerSlowlog(SlowLog* slowlog, const std::vector<std::string_view>& argv,
+                   resp::ReplyEncoder& e) {
+  if (argv.size() < 3) {
+    e.error("ERR wrong number of arguments for 'readthru|slowlog' command");
+    return;
+  }
+  std::string_view sub = argv[2];
+  std::string typed(sub.substr(0, 128));
+  if (equalsIgnoreCase(sub, "get") && argv.size() <= 4) {
+    int64_t count = 10;
+    if (argv.size() == 4 && (!parseRedisInt(argv[3], &count) || count < -1)) {
+      e.error("ERR count should be greater than or equal to -1");
+      return;
+    }
+    const auto& entries = slowlog->entries();
+    size_t n = count < 0 ? entries.size() : std::min(entries.size(), static_cast<size_t>(count));
+    e.arrayHeader(n);
+    for (size_t i = 0; i < n; ++i) {
+      const SlowLogEntry& entry = entries[i];
+      e.arrayHeader(5);
+      e.integer(static_cast<int64_t>(entry.id));
+      e.integer(entry.unix_time);
+      e.integer(static_cast<int64_t>(entry.duration_us));
+      e.arrayHeader(2);
+      e.bulk(entry.loader);
+      e.bulk(entry.key);
+      e.bulk(entry.outcome);
+    }
+    return;
+  }
+  if (equalsIgnoreCase(sub, "get")) {
+    e.error(fmt::format(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try READTHRU SLOWLOG HELP.",
+        typed));
+    return;
+  }
+  for (std::string_view name : {"len", "reset", "help"}) {
+    if (equalsIgnoreCase(sub, name) && argv.size() != 3) {
+      e.error(fmt::format("ERR wrong number of arguments for 'readthru|slowlog|{}' command", name));
+      return;
+    }
+  }
+  if (equalsIgnoreCase(sub, "len")) {
+    e.integer(static_cast<int64_t>(slowlog->size()));
+  } else if (equalsIgnoreCase(sub, "reset")) {
+    slowlog->reset();
+    e.ok();
+  } else if (equalsIgnoreCase(sub, "help")) {
+    e.arrayHeader(std::size(kSlowlogHelp));
+    for (std::string_view line : kSlowlogHelp) e.simple(line);
+  } else {
+    e.error(fmt::format("ERR unknown subcommand '{}'. Try READTHRU SLOWLOG HELP.", typed));
+  }
+}
+
 constexpr std::string_view kHelp[] = {
     "READTHRU <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "STATS",
@@ -90,6 +239,15 @@ constexpr std::string_view kHelp[] = {
     "    timeouts, rejected and superseded loads, fills, load latency percentiles and histogram.",
     "    Per writer (\"writer:<name>\"): writes, database writes, errors, timeouts, batches,",
     "    coalesced writes, retries, dead letters, queue length, oldest pending write.",
+    "LOADERS",
+    "    Per loader: its key template, backend, type, ttl_ms, jitter_ms, negative_ttl_ms,",
+    "    timeout_ms, refresh_ahead and query.",
+    "WRITERS",
+    "    Per writer: its key template, backend, mode, timeout_ms, flush_interval_ms, batch,",
+    "    max_attempts, upsert and delete statements.",
+    "SLOWLOG GET [<count>]|LEN|RESET|HELP",
+    "    The loads that took at least slowlog_log_slower_than microseconds, newest first:",
+    "    id, timestamp, time in microseconds, [loader name, key], outcome.",
     "HELP",
     "    Print this help.",
 };
@@ -130,18 +288,30 @@ class InfoInterceptor final : public SlotInterceptor {
 void answerReadthruCommand(Server* server, const std::vector<std::string_view>& argv, int protocol,
                            std::string* out) {
   resp::ReplyEncoder e(out, protocol);
+  if (argv.size() < 2) {
+    e.error("ERR wrong number of arguments for 'readthru' command");
+    return;
+  }
   std::string_view sub = argv[1];
+  if (equalsIgnoreCase(sub, "slowlog")) {
+    answerSlowlog(server->readThrough()->slowlog(), argv, e);
+    return;
+  }
+  // The subcommands without arguments.
+  for (std::string_view name : {"stats", "loaders", "writers", "help"}) {
+    if (equalsIgnoreCase(sub, name) && argv.size() != 2) {
+      e.error(fmt::format("ERR wrong number of arguments for 'readthru|{}' command", name));
+      return;
+    }
+  }
   if (equalsIgnoreCase(sub, "stats")) {
-    if (argv.size() != 2) {
-      e.error("ERR wrong number of arguments for 'readthru|stats' command");
-      return;
-    }
     answerStats(server, protocol, out);
+  } else if (equalsIgnoreCase(sub, "loaders")) {
+    answerConfigs(e, server->loaders()->loaders(), loaderFields);
+  } else if (equalsIgnoreCase(sub, "writers")) {
+    answerConfigs(e, server->loaders()->writers(), writerFields);
+    // RELOAD (the SIGHUP reload, asked for by a client) is answered here, with its HELP lines.
   } else if (equalsIgnoreCase(sub, "help")) {
-    if (argv.size() != 2) {
-      e.error("ERR wrong number of arguments for 'readthru|help' command");
-      return;
-    }
     e.arrayHeader(std::size(kHelp));
     for (std::string_view line : kHelp) e.simple(line);
   } else {

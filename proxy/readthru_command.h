@@ -1,7 +1,7 @@
 #pragma once
-// readthru's own introspection: the READTHRU container command (STATS, HELP) and the
-// "# Readthru" section it adds to INFO, in the style of redis-server's container commands and
-// INFO sections.
+// readthru's own introspection: the READTHRU container command (STATS, LOADERS, WRITERS,
+// SLOWLOG, HELP) and the "# Readthru" section it adds to INFO, in the style of redis-server's
+// container commands (their replies and error texts) and INFO sections.
 
 #include <string>
 #include <string_view>

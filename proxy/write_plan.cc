@@ -4,10 +4,10 @@
 
 #include <uv.h>
 
-#include <charconv>
 #include <cstdint>
 
 #include "proxy/command_router.h"
+#include "proxy/redis_int.h"
 
 namespace readthru {
 namespace {
@@ -34,22 +34,13 @@ const Known& known() {
   return k;
 }
 
-// An integer as Redis's string2ll reads it: no sign but '-', no leading zeros, no overflow.
-bool redisInt(std::string_view s, int64_t* v) {
-  if (s.empty() || (s.size() > 1 && s[0] == '0') || (s.size() > 2 && s[0] == '-' && s[1] == '0')) {
-    return false;
-  }
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 enum class Expiry : uint8_t { kSeconds, kMillis, kUnixSeconds, kUnixMillis };
 
 // Whether Redis takes this expire time (getExpireMillisecondsOrReply in redis's t_string.c):
 // positive, and not past INT64_MAX milliseconds once converted and, if relative, added to now.
 bool validExpiry(std::string_view arg, Expiry unit) {
   int64_t v = 0;
-  if (!redisInt(arg, &v) || v <= 0) return false;
+  if (!parseRedisInt(arg, &v) || v <= 0) return false;
   bool seconds = unit == Expiry::kSeconds || unit == Expiry::kUnixSeconds;
   if (seconds && v > INT64_MAX / 1000) return false;
   int64_t ms = seconds ? v * 1000 : v;

@@ -150,6 +150,9 @@ def write_config(
     unixsocket: str | None = None,
     unixsocketperm: int | None = None,
     metrics: str | None = None,
+    log_format: str | None = None,
+    slowlog_log_slower_than: int | None = None,
+    slowlog_max_len: int | None = None,
 ) -> Path:
     """The one place that knows readthru's config format (conf/readthru.toml documents it).
 
@@ -157,6 +160,12 @@ def write_config(
     in [upstream] ({"tls": False} overrides the tls = true).
     `metrics`: the body of a [metrics] table (e.g. 'listen = "127.0.0.1:9121"'), written last."""
     top = f'listen = "{HOST}:{listen_port}"\n'
+    if log_format is not None:
+        top += f'log_format = "{log_format}"\n'
+    if slowlog_log_slower_than is not None:
+        top += f"slowlog_log_slower_than = {slowlog_log_slower_than}\n"
+    if slowlog_max_len is not None:
+        top += f"slowlog_max_len = {slowlog_max_len}\n"
     if requirepass is not None:
         top += f'requirepass = "{requirepass}"\n'
     if unixsocket is not None:

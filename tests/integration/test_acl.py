@@ -273,7 +273,7 @@ def test_failed_auth_counted_and_logged_without_the_password(endpoints, acl_stac
     assert "HELLO AUTH failed for user 'off'" in log
     assert "AUTH failed for user 'default'" in log
     assert "addr=127.0.0.1:" in log
-    assert "user 'evil\\x0d\\x0aWARNING forged'" in log  # one line, escaped
+    assert "user 'evil\\r\\nWARNING forged'" in log  # one line, escaped by the log
     assert "u" * 64 + "..." in log and "u" * 65 not in log
     for secret in (WRONG_PW, APP_PW, OFF_PW, OPS_PW, ADMIN_PW):
         assert secret not in log
