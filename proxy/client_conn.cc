@@ -192,6 +192,8 @@ void ClientConn::processBuffered() {
 
 void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
   *consumed = 0;
+  // A reload may have removed requirepass: then nobody has to authenticate, as in Redis.
+  if (!authenticated_ && server_->config().requirepass.empty()) authenticated_ = true;
   const size_t max_pending = static_cast<size_t>(server_->config().max_pending_requests);
   while (!closing_ && !close_after_flush_ && !blocked_) {
     if (slots_ >= max_pending) {
@@ -355,6 +357,10 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       unanswered_ = true;
     }
     ReplySlot* s = newSlot();
+    if (d.local == LocalCommand::kReadthru && isReadthruReload(cmd.argv)) {
+      awaitReload(s, expected);
+      return true;
+    }
     answerLocal(cmd, d, s);
     if (!expected) s->data_.clear();
     server_->flusher()->mark(this);
@@ -496,8 +502,9 @@ SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const Rout
   return rt->intercept(cmd, d.info, protocol_, on_nil);
 }
 
-SlotInterceptor* ClientConn::interceptNil(Loader* loader, std::string_view key, int protocol) {
-  return server_->readThrough()->interceptNil(loader, key, protocol);
+SlotInterceptor* ClientConn::interceptNil(RegistryRef registry, Loader* loader,
+                                          std::string_view key, int protocol) {
+  return server_->readThrough()->interceptNil(std::move(registry), loader, key, protocol);
 }
 
 bool ClientConn::takeReplyExpected() {
@@ -562,6 +569,8 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
   s->interceptor_ = interceptor;
   if (on_nil != nullptr) {
     s->nil_loader_ = on_nil;
+    // interceptorFor() found it in the current registry, just now.
+    s->nil_registry_ = RegistryRef(server_->loaders());
     s->nil_key_.assign(cmd.argv[1]);
     s->nil_protocol_ = protocol_;
   }
@@ -933,6 +942,29 @@ void ClientConn::close() {
     self->server_->removeClient(self);
     delete self;
   });
+}
+
+void ClientConn::awaitReload(ReplySlot* slot, bool expected) {
+  // Held until the reload is over, and, as for a write-through, nothing this client sends after
+  // it goes upstream before: what follows +OK runs with the new configuration.
+  slot->held_ = true;
+  ++inflight_;
+  inflight_conn_ = nullptr;
+  int protocol = protocol_;
+  server_->reload(fmt::format("READTHRU RELOAD from client id={}", id_),
+                  [slot, protocol, expected](const std::string& error) {
+                    std::string out;
+                    if (expected) {
+                      resp::ReplyEncoder e(&out, protocol);
+                      if (error.empty()) {
+                        e.ok();
+                      } else {
+                        e.error("ERR " + error);
+                      }
+                    }
+                    if (slot->client_ != nullptr) slot->client_->slotFinished(slot, !error.empty());
+                    slot->finishHeld(std::move(out));  // frees an orphan
+                  });
 }
 
 void ClientConn::sendToPinned(std::string_view request) {

@@ -90,6 +90,9 @@ constexpr std::string_view kHelp[] = {
     "    timeouts, rejected and superseded loads, fills, load latency percentiles and histogram.",
     "    Per writer (\"writer:<name>\"): writes, database writes, errors, timeouts, batches,",
     "    coalesced writes, retries, dead letters, queue length, oldest pending write.",
+    "RELOAD",
+    "    Read the configuration file again and apply it, as SIGHUP does. Replies OK once the",
+    "    new configuration runs, or an error saying why it was rejected (the running one stays).",
     "HELP",
     "    Print this help.",
 };
@@ -144,10 +147,17 @@ void answerReadthruCommand(Server* server, const std::vector<std::string_view>& 
     }
     e.arrayHeader(std::size(kHelp));
     for (std::string_view line : kHelp) e.simple(line);
+  } else if (equalsIgnoreCase(sub, "reload")) {
+    // The well-formed one never comes here (isReadthruReload).
+    e.error("ERR wrong number of arguments for 'readthru|reload' command");
   } else {
     std::string s(sub.substr(0, 128));
     e.error(fmt::format("ERR unknown subcommand '{}'. Try READTHRU HELP.", s));
   }
+}
+
+bool isReadthruReload(const std::vector<std::string_view>& argv) {
+  return argv.size() == 2 && equalsIgnoreCase(argv[1], "reload");
 }
 
 std::string readthruInfoSection(Server* server) {
