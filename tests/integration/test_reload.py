@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -23,7 +24,7 @@ import redis
 
 import harness
 from harness import Readthru
-from loader_stack import Backend, Loader, LoaderStack, burn_sql, loaders_toml
+from loader_stack import Backend, DbGate, Loader, LoaderStack, burn_sql, loaders_toml
 from resp_client import RespError
 from writer_stack import Writer, WriteGate, WriterStack, wait_for, writers_toml
 
@@ -48,16 +49,18 @@ OK_LINE = "configuration reloaded"
 REJECTED_LINE = "reload rejected"
 
 
-def rewrite(ls: LoaderStack, loaders, writers=(), backends=None, extra: str = "",
+def rewrite(ls: LoaderStack, loaders, writers=(), backends=None, extra: str = "", top: str = "",
             **config_kwargs) -> None:
-    """Writes the stack's config file anew (same ports), with these tables. Atomically (a rename),
-    as a careful operator does: a reload must never read a half-written file."""
+    """Writes the stack's config file anew (same ports), with these tables, and `top` (top-level
+    keys) first. Atomically (a rename), as a careful operator does: a reload must never read a
+    half-written file."""
     backends = list(backends) if backends is not None else ls.backends
     proxy = ls.stack.proxy
     tmp = proxy.config.with_suffix(".tmp")
     harness.write_config(
         tmp, listen_port=proxy.port, upstream_port=ls.stack.upstream.port,
         extra=extra + loaders_toml(backends, loaders) + writers_toml(writers), **config_kwargs)
+    tmp.write_text(top + tmp.read_text())
     os.replace(tmp, proxy.config)
 
 
@@ -185,6 +188,80 @@ def test_bad_config_is_rejected_with_its_reason_and_the_old_one_keeps_running(
         assert 0 < filled_pttl(direct, "u:3") <= 5000
         r.close()
         direct.close()
+
+
+def gated_load_across_a_reload(ls: LoaderStack):
+    """Starts GET u:1 on a thread while the database is held (DbGate): its load stays in flight.
+    Then switches the config to a copy of the database (which the gate does not hold) with
+    ttl 100s, and reloads. Returns (gate, thread, result list) with the load still in flight."""
+    copy = ls.db_path.with_name("copy.db")
+    shutil.copyfile(ls.db_path, copy)
+    gate = DbGate(ls.db_path)
+    result: list = []
+
+    def get() -> None:
+        c = ls.endpoint.client()
+        try:
+            result.append(c.get("u:1"))
+        except redis.RedisError as exc:
+            result.append(exc)
+        finally:
+            c.close()
+
+    thread = threading.Thread(target=get)
+    thread.start()
+    wait_for(lambda: ls.loader_stats("u")["loads"] == 1, 10, "the load to start")
+    rewrite(ls, [Loader("u", "u:{id:int}", USER_QUERY, ttl="100s", timeout="30s")],
+            backends=[Backend(str(copy))], top='shutdown_timeout = "1s"\n')
+    assert readthru_reload(ls) == b"OK"
+    return gate, thread, result
+
+
+def test_a_load_in_flight_finishes_with_the_configuration_it_started_with(tmp_path):
+    with users_stack(tmp_path, [Loader("u", "u:{id:int}", USER_QUERY, ttl="1h",
+                                       timeout="30s")]) as ls:
+        direct = ls.direct.client()
+        gate, thread, result = gated_load_across_a_reload(ls)
+        try:
+            # The new configuration serves while the old one's load waits.
+            r = ls.endpoint.client()
+            assert r.get("u:2") == b"user2"
+            assert 0 < filled_pttl(direct, "u:2") <= 100_000
+            r.close()
+            assert thread.is_alive() and result == []
+        finally:
+            gate.release()
+        thread.join(timeout=30)
+        assert result == [b"user1"]
+        assert 3500_000 < filled_pttl(direct, "u:1") <= 3600_000  # the old loader's TTL
+        direct.close()
+
+
+def test_sigterm_with_a_replaced_configurations_load_in_flight_exits_cleanly(tmp_path):
+    """The shutdown deadline (shutdown_timeout, 1s since the reload) closes the client still
+    waiting; the replaced registry's database closes too (its load is interrupted), and it is
+    freed: readthru exits 0 (it exits 3 when anything is left alive)."""
+    with users_stack(tmp_path, [Loader("u", "u:{id:int}", USER_QUERY, timeout="30s")]) as ls:
+        gate, thread, result = gated_load_across_a_reload(ls)
+        try:
+            ls.stack.proxy.proc.send_signal(signal.SIGTERM)
+            thread.join(timeout=60)  # answered (an error, or the value) before readthru exits
+            assert not thread.is_alive()
+            wait_for(lambda: not ls.alive(), 30, "readthru to exit")
+        finally:
+            gate.release()
+        assert ls.stack.proxy.proc.returncode == 0, ls.log()[-3000:]
+
+
+def test_sigterm_right_after_sighup_exits_cleanly(tmp_path):
+    """A reload still running (or queued) when the stop begins is dropped, not half applied."""
+    with users_stack(tmp_path, [Loader("u", "u:{id:int}", USER_QUERY)]) as ls:
+        rewrite(ls, [Loader("u", "u:{id:int}", USER_QUERY, ttl="5s")])
+        for _ in range(3):
+            sighup(ls)
+        ls.stack.proxy.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: not ls.alive(), 30, "readthru to exit")
+        assert ls.stack.proxy.proc.returncode == 0, ls.log()[-3000:]
 
 
 class FileListenReadthru(Readthru):
