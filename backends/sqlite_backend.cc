@@ -25,6 +25,8 @@ constexpr int kProgressOps = 1000;
 constexpr uint64_t kMaxTimeoutMs = 365ULL * 24 * 3600 * 1000;
 // Longest single sleep while another connection holds a lock the statement needs.
 constexpr int kMaxBusySleepMs = 10;
+// How long create() and validate() wait for a lock another connection holds.
+constexpr uint64_t kProbeBusyTimeoutMs = 10000;
 
 std::string sqliteError(sqlite3* db, int rc) {
   return db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
@@ -360,11 +362,17 @@ SqliteBackend::~SqliteBackend() {
 }
 
 SqliteBackend* SqliteBackend::open(uv_loop_t* loop, SqliteOptions options, std::string* error) {
+  SqliteBackend* backend = create(std::move(options), error);
+  if (backend == nullptr || !backend->start(loop, error)) return nullptr;
+  return backend;
+}
+
+SqliteBackend* SqliteBackend::create(SqliteOptions options, std::string* error) {
   if (sqlite3_threadsafe() == 0) {
     *error = "the SQLite library was built without thread support";
     return nullptr;
   }
-  // Frees the object on the early returns below, before it owns a live handle.
+  // Frees the object on the early returns below; it owns no handle and no thread yet.
   auto destroy = [](SqliteBackend* backend) { delete backend; };
   std::unique_ptr<SqliteBackend, decltype(destroy)> self(new SqliteBackend(std::move(options)),
                                                          destroy);
@@ -372,6 +380,9 @@ SqliteBackend* SqliteBackend::open(uv_loop_t* loop, SqliteOptions options, std::
   // The probe connection also proves the file is a database before any worker starts.
   self->probe_ = openConnection(self->options_, error);
   if (self->probe_ == nullptr) return nullptr;
+  // Reading the schema waits out a writer that holds the database (a running readthru's, when a
+  // reload opens it again) rather than failing on the lock.
+  sqlite3_busy_timeout(self->probe_, static_cast<int>(kProbeBusyTimeoutMs));
   sqlite3_stmt* check = prepareOne(self->probe_, "SELECT 1 FROM sqlite_master LIMIT 1", 0, error);
   if (check == nullptr) {
     *error = "cannot use " + self->options_.path + ": " + *error;
@@ -392,30 +403,34 @@ SqliteBackend* SqliteBackend::open(uv_loop_t* loop, SqliteOptions options, std::
     worker->install();
     self->workers_.push_back(std::move(worker));
   }
+  return self.release();
+}
 
-  int uv_rc = uv_async_init(loop, &self->async_, [](uv_async_t* handle) {
+bool SqliteBackend::start(uv_loop_t* loop, std::string* error) {
+  int uv_rc = uv_async_init(loop, &async_, [](uv_async_t* handle) {
     static_cast<SqliteBackend*>(handle->data)->onAsync();
   });
   if (uv_rc != 0) {
     *error = std::string("uv_async_init: ") + uv_strerror(uv_rc);
-    return nullptr;  // the handle was not registered; freeing now is safe
+    close();  // the handle was not registered: frees the object now
+    return false;
   }
+  started_loop_ = true;
 
   // From here on the handle is live: failures end through close(), freed when the loop runs.
-  for (auto& worker : self->workers_) {
+  for (auto& worker : workers_) {
     Worker* w = worker.get();
-    SqliteBackend* backend = self.get();
-    // std::thread reports failure only by throwing; this is startup, not the data path.
+    // std::thread reports failure only by throwing; this is configuration, not the data path.
     try {
-      w->thread = std::thread([backend, w] { backend->workerMain(w); });
+      w->thread = std::thread([this, w] { workerMain(w); });
     } catch (const std::system_error& e) {
       *error = std::string("cannot start a SQLite worker thread: ") + e.what();
-      self.release()->close();
-      return nullptr;
+      close();
+      return false;
     }
-    ++self->started_;
+    ++started_;
   }
-  return self.release();
+  return true;
 }
 
 bool SqliteBackend::validate(std::string_view sql, std::vector<std::string>* param_names,
@@ -444,7 +459,7 @@ bool SqliteBackend::query(SqlQuery query, Callback cb, std::string* error) {
 }
 
 bool SqliteBackend::enqueue(Request&& req, std::string* error) {
-  if (closing_) {
+  if (closing_ || !started_loop_) {
     ++rejected_;
     if (error != nullptr) *error = kClosedError;
     return false;
@@ -515,6 +530,12 @@ void SqliteBackend::onAsync() {
 void SqliteBackend::close(DoneCallback done) {
   if (closing_) return;
   closing_ = true;
+  if (!started_loop_) {
+    // No handle, no thread, nothing queued (query() needs start()): nothing to wait for.
+    delete this;
+    if (done) done();
+    return;
+  }
   done_callback_ = std::move(done);
   {
     std::lock_guard lock(mu_);

@@ -111,9 +111,18 @@ class SqliteBackend {
   // Opens every connection (and a probe connection for validate()) and starts the workers. Blocks
   // on the database file, so it is for startup and configuration, not the data path. On failure
   // returns nullptr with *error set; an object that had started threads then frees itself when
-  // the loop next runs.
+  // the loop next runs. The same as create() then start().
   [[nodiscard]] static SqliteBackend* open(uv_loop_t* loop, SqliteOptions options,
                                            std::string* error);
+  // The blocking half of open(), for any one thread (a configuration reload runs it off the
+  // loop): opens the connections, touches no loop and starts no thread. validate() works on the
+  // result; query() does not until start(). On failure returns nullptr with *error set. Both wait
+  // (up to 10 s) for a lock another connection holds on the database.
+  [[nodiscard]] static SqliteBackend* create(SqliteOptions options, std::string* error);
+  // The loop half, on the loop thread: binds the object to `loop` and starts the workers. On
+  // failure returns false with *error set, and the object is closing (as after close()): the
+  // caller must not use it again.
+  [[nodiscard]] bool start(uv_loop_t* loop, std::string* error);
 
   SqliteBackend(const SqliteBackend&) = delete;
   SqliteBackend& operator=(const SqliteBackend&) = delete;
@@ -137,7 +146,8 @@ class SqliteBackend {
   // Stops accepting queries. Queued ones are cancelled and running ones interrupted; their
   // callbacks still run, with kClosedError. Once every worker has exited, the threads are joined,
   // the uv_async handle is closed, the object is freed and then `done` runs (when given). Calls
-  // after the first are ignored.
+  // after the first are ignored. An object that was never start()ed is freed at once, and `done`
+  // runs before close() returns.
   void close(DoneCallback done = nullptr);
 
   bool closing() const { return closing_; }
@@ -170,6 +180,7 @@ class SqliteBackend {
   size_t started_ = 0;  // workers whose thread is running (or has run)
 
   // Loop thread only.
+  bool started_loop_ = false;  // start() bound async_ to a loop
   bool closing_ = false;
   bool handle_closing_ = false;
   DoneCallback done_callback_;

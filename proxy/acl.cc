@@ -275,6 +275,28 @@ Acl::Acl(const Config& config) {
   for (auto& u : users_) u->everything_ = u->all_commands_ && u->all_keys_;
 }
 
+bool AclUser::sameAs(const AclUser& o) const {
+  if (name_ != o.name_ || enabled_ != o.enabled_ || hashes_.size() != o.hashes_.size() ||
+      commands_ != o.commands_ || all_commands_ != o.all_commands_ || all_keys_ != o.all_keys_ ||
+      keys_.size() != o.keys_.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < hashes_.size(); ++i) {
+    if (!hashesEqual(hashes_[i], o.hashes_[i])) return false;
+  }
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i].glob != o.keys_[i].glob || keys_[i].perms != o.keys_[i].perms) return false;
+  }
+  return true;
+}
+
+const AclUser* Acl::find(std::string_view name) const {
+  for (const auto& u : users_) {
+    if (u->name_ == name) return u.get();
+  }
+  return nullptr;
+}
+
 const AclUser* Acl::initialUser() const {
   const AclUser& d = defaultUser();
   return d.enabled() && d.noPassword() ? &d : nullptr;

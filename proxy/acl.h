@@ -38,6 +38,8 @@ class AclUser {
   bool passwordMatches(std::string_view password) const;
   // Every command, every key: nothing to check per command.
   bool allowsEverything() const { return everything_; }
+  // Same name, state, passwords, command and key rules: a reload leaves its clients be.
+  bool sameAs(const AclUser& other) const;
 
  private:
   friend class Acl;
@@ -65,6 +67,8 @@ class Acl {
   // password; nullptr when the client must authenticate first.
   const AclUser* initialUser() const;
   const AclUser& defaultUser() const { return *users_.front(); }
+  // The user of that name, enabled or not; nullptr when there is none.
+  const AclUser* find(std::string_view name) const;
   // AUTH / HELLO AUTH: the user whose password this is, if it is enabled; nullptr otherwise.
   const AclUser* authenticate(std::string_view name, std::string_view password) const;
 
@@ -76,6 +80,8 @@ class Acl {
   size_t userCount() const { return users_.size(); }
   uint64_t authFailures() const { return auth_failures_; }
   void noteAuthFailure() { ++auth_failures_; }
+  // A reload's new Acl keeps counting where the running one was.
+  void adoptCounters(const Acl& old) { auth_failures_ = old.auth_failures_; }
 
  private:
   std::vector<std::unique_ptr<AclUser>> users_;  // "default" first

@@ -5,18 +5,73 @@
 #include <algorithm>
 
 namespace readthru {
+namespace {
+
+// Every registry alive (loop thread): registries are made on it, even those a reload fills in
+// on a worker thread.
+CacheRegistry* g_live_head = nullptr;
+size_t g_live = 0;
+
+}  // namespace
+
+void RegistryRef::acquire() {
+  if (registry_ != nullptr) ++registry_->refs_;
+}
+
+void RegistryRef::release(CacheRegistry* registry) { registry->release(); }
+
+CacheRegistry::CacheRegistry() {
+  next_live_ = g_live_head;
+  if (g_live_head != nullptr) g_live_head->prev_live_ = this;
+  g_live_head = this;
+  ++g_live;
+}
+
+CacheRegistry::~CacheRegistry() {
+  if (prev_live_ != nullptr) {
+    prev_live_->next_live_ = next_live_;
+  } else {
+    g_live_head = next_live_;
+  }
+  if (next_live_ != nullptr) next_live_->prev_live_ = prev_live_;
+  --g_live;
+}
+
+size_t CacheRegistry::liveCount() { return g_live; }
+
+void CacheRegistry::closeAll() {
+  // Those in use: not one a reload is still filling in on a worker thread (nothing refers to it
+  // yet), which its reload frees.
+  std::vector<CacheRegistry*> all;
+  for (CacheRegistry* r = g_live_head; r != nullptr; r = r->next_live_) {
+    if (r->refs_ > 0) all.push_back(r);
+  }
+  // Closing only starts here (it ends in the backends' close callbacks), so none is freed yet.
+  for (CacheRegistry* r : all) r->close();
+}
+
+void CacheRegistry::release() {
+  if (--refs_ > 0) return;
+  // Nothing refers to a loader or writer any more, so no callback of the backends does either.
+  close([this] { delete this; });
+}
 
 bool CacheRegistry::open(uv_loop_t* loop, const Config& config, std::string* error) {
-  for (const BackendConfig& b : config.backends) {
+  return prepare(config, error) && start(loop, error);
+}
+
+bool CacheRegistry::prepare(const Config& config, std::string* error) {
+  backend_configs_ = config.backends;  // Backend::config points here from now on
+  for (const BackendConfig& b : backend_configs_) {
     backends::SqliteOptions o;
     o.path = b.path;
     o.workers = b.workers;
     o.queue_limit = b.queue;
     std::string why;
-    backends::SqliteBackend* sqlite = backends::SqliteBackend::open(loop, o, &why);
+    backends::SqliteBackend* sqlite = backends::SqliteBackend::create(o, &why);
     if (sqlite == nullptr) {
       *error = fmt::format("{}: backend '{}': {}", b.where, b.name, why);
-      close();
+      fail();
       return false;
     }
     backends_.push_back({&b, sqlite, nullptr});
@@ -26,10 +81,10 @@ bool CacheRegistry::open(uv_loop_t* loop, const Config& config, std::string* err
       o.read_write = true;
       o.workers = 1;
       o.max_rows = 0;
-      backends::SqliteBackend* writer = backends::SqliteBackend::open(loop, o, &why);
+      backends::SqliteBackend* writer = backends::SqliteBackend::create(o, &why);
       if (writer == nullptr) {
         *error = fmt::format("{}: backend '{}' (for writers): {}", b.where, b.name, why);
-        close();
+        fail();
         return false;
       }
       backends_.back().writer = writer;
@@ -38,8 +93,7 @@ bool CacheRegistry::open(uv_loop_t* loop, const Config& config, std::string* err
   for (const LoaderConfig& l : config.loaders) {
     auto fail = [&](const std::string& why) {
       *error = fmt::format("{}: loader '{}': {}", l.where, l.name, why);
-      loaders_.clear();
-      close();
+      this->fail();
       return false;
     };
     auto b = std::find_if(backends_.begin(), backends_.end(),
@@ -66,9 +120,7 @@ bool CacheRegistry::open(uv_loop_t* loop, const Config& config, std::string* err
   for (const WriterConfig& w : config.writers) {
     auto fail = [&](const std::string& why) {
       *error = fmt::format("{}: writer '{}': {}", w.where, w.name, why);
-      loaders_.clear();
-      writers_.clear();
-      close();
+      this->fail();
       return false;
     };
     auto b = std::find_if(backends_.begin(), backends_.end(),
@@ -99,6 +151,42 @@ bool CacheRegistry::open(uv_loop_t* loop, const Config& config, std::string* err
   return true;
 }
 
+bool CacheRegistry::start(uv_loop_t* loop, std::string* error) {
+  for (Backend& b : backends_) {
+    for (backends::SqliteBackend** s : {&b.sqlite, &b.writer}) {
+      if (*s == nullptr) continue;
+      std::string why;
+      if (!(*s)->start(loop, &why)) {
+        *s = nullptr;  // closing itself already
+        *error = fmt::format("{}: backend '{}': {}", b.config->where, b.config->name, why);
+        fail();
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// A failed open: nothing of it is kept, and what was opened closes.
+void CacheRegistry::fail() {
+  loaders_.clear();
+  writers_.clear();
+  close();
+}
+
+void CacheRegistry::adoptStats(const CacheRegistry& previous) {
+  for (auto& l : loaders_) {
+    for (const auto& old : previous.loaders_) {
+      if (old->name() == l->name()) l->shareStats(*old);
+    }
+  }
+  for (auto& w : writers_) {
+    for (const auto& old : previous.writers_) {
+      if (old->name() == w->name()) w->shareStats(*old);
+    }
+  }
+}
+
 Writer* CacheRegistry::findWriter(std::string_view key) {
   for (auto& w : writers_) {
     if (w->match(key, &scratch_)) return w.get();
@@ -107,20 +195,36 @@ Writer* CacheRegistry::findWriter(std::string_view key) {
 }
 
 void CacheRegistry::close(std::function<void()> done) {
+  if (done) close_waiters_.push_back(std::move(done));
+  if (close_started_) {
+    if (closed_) closeFinished();
+    return;
+  }
+  close_started_ = true;
   // The loaders stay: loads still in flight report to them until the backends have finished.
   size_t n = 0;
-  for (Backend& b : backends_) n += b.writer != nullptr ? 2 : 1;
-  auto left = std::make_shared<size_t>(n);
-  if (n == 0 && done) done();
-  for (Backend& b : backends_) {
+  for (Backend& b : backends_) n += (b.sqlite != nullptr) + (b.writer != nullptr);
+  closing_left_ = n;
+  std::vector<Backend> closing;
+  closing.swap(backends_);
+  for (Backend& b : closing) {
     for (backends::SqliteBackend* s : {b.sqlite, b.writer}) {
       if (s == nullptr) continue;
-      s->close([left, done] {
-        if (--*left == 0 && done) done();
+      // A backend never started frees itself at once; the others from their close callbacks.
+      s->close([this] {
+        if (--closing_left_ == 0) closeFinished();
       });
     }
   }
-  backends_.clear();
+  if (n == 0) closeFinished();
+}
+
+void CacheRegistry::closeFinished() {
+  closed_ = true;
+  std::vector<std::function<void()>> waiters;
+  waiters.swap(close_waiters_);
+  // A waiter may free the registry: nothing of it is touched after the first one runs.
+  for (auto& w : waiters) w();
 }
 
 Loader* CacheRegistry::find(std::string_view key) {

@@ -377,6 +377,10 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
     bool expected = beginLocalReply();
     ReplySlot* s = newSlot();
+    if (d.local == LocalCommand::kReadthru && isReadthruReload(cmd.argv)) {
+      awaitReload(s, expected);
+      return true;
+    }
     answerLocal(cmd, d, s);
     if (!expected) s->data_.clear();
     server_->flusher()->mark(this);
@@ -447,6 +451,26 @@ bool ClientConn::refuseCommand(std::string_view error) {
 void ClientConn::setUser(const AclUser* user) {
   user_ = user;
   unrestricted_ = user != nullptr && user->allowsEverything();
+}
+
+bool ClientConn::rebindUser(const Acl& acl) {
+  if (user_ == nullptr) {
+    setUser(acl.initialUser());
+    return true;
+  }
+  // The default user stays whatever it became (Redis changes it in place): its clients keep
+  // their authentication, as they do when requirepass is set at run time.
+  if (user_->name() == "default") {
+    setUser(&acl.defaultUser());
+    return true;
+  }
+  const AclUser* next = acl.find(user_->name());
+  if (next == nullptr || !next->sameAs(*user_)) {
+    setUser(nullptr);
+    return false;
+  }
+  setUser(next);
+  return true;
 }
 
 void ClientConn::authFailed(std::string_view how, std::string_view user) {
@@ -575,8 +599,9 @@ SlotInterceptor* ClientConn::interceptorFor(const resp::Command& cmd, const Rout
   return rt->intercept(cmd, d.info, protocol_, on_nil);
 }
 
-SlotInterceptor* ClientConn::interceptNil(Loader* loader, std::string_view key, int protocol) {
-  return server_->readThrough()->interceptNil(loader, key, protocol);
+SlotInterceptor* ClientConn::interceptNil(RegistryRef registry, Loader* loader,
+                                          std::string_view key, int protocol) {
+  return server_->readThrough()->interceptNil(std::move(registry), loader, key, protocol);
 }
 
 bool ClientConn::takeReplyExpected() {
@@ -641,6 +666,8 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
   s->interceptor_ = interceptor;
   if (on_nil != nullptr) {
     s->nil_loader_ = on_nil;
+    // interceptorFor() found it in the current registry, just now.
+    s->nil_registry_ = RegistryRef(server_->loaders());
     s->nil_key_.assign(cmd.argv[1]);
     s->nil_protocol_ = protocol_;
   }
@@ -1017,6 +1044,29 @@ void ClientConn::close() {
     self->server_->removeClient(self);
     delete self;
   });
+}
+
+void ClientConn::awaitReload(ReplySlot* slot, bool expected) {
+  // Held until the reload is over, and, as for a write-through, nothing this client sends after
+  // it goes upstream before: what follows +OK runs with the new configuration.
+  slot->held_ = true;
+  ++inflight_;
+  inflight_conn_ = nullptr;
+  int protocol = protocol_;
+  server_->reload(fmt::format("READTHRU RELOAD from client id={}", id_),
+                  [slot, protocol, expected](const std::string& error) {
+                    std::string out;
+                    if (expected) {
+                      resp::ReplyEncoder e(&out, protocol);
+                      if (error.empty()) {
+                        e.ok();
+                      } else {
+                        e.error("ERR " + error);
+                      }
+                    }
+                    if (slot->client_ != nullptr) slot->client_->slotFinished(slot, !error.empty());
+                    slot->finishHeld(std::move(out));  // frees an orphan
+                  });
 }
 
 void ClientConn::sendToPinned(std::string_view request) {

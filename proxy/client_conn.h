@@ -32,6 +32,7 @@
 
 namespace readthru {
 
+class Acl;
 class AclUser;
 class Server;
 
@@ -53,6 +54,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   backends::UpstreamConn* writeConn();
   bool idleExempt() const;
   uint64_t lastActive() const { return last_active_; }
+  // A reload replaced the users with `acl`'s: the client becomes the same user there. False
+  // when that user was removed or changed (the caller closes the client, as Redis's ACL LOAD
+  // does); a client that had not authenticated becomes acl's initial user, if there is one.
+  bool rebindUser(const Acl& acl);
 
   // From ReplySlot.
   void slotProgress(ReplySlot* slot, size_t bytes);
@@ -63,7 +68,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // Completes a slot an interceptor held (see slot_interceptor.h).
   void completeHeld(ReplySlot* slot, std::string&& bytes);
   // A watched GET answered nil: read-through's interceptor for its slot (nullptr: stream it).
-  SlotInterceptor* interceptNil(Loader* loader, std::string_view key, int protocol);
+  SlotInterceptor* interceptNil(RegistryRef registry, Loader* loader, std::string_view key,
+                                int protocol);
   // Subscriptions of one kind ('c' channels, 'p' patterns, 's' shard channels) still open.
   size_t subscriptionsLeft(char kind) const;
 
@@ -111,6 +117,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // reply, if Redis gives one, is dropped.
   void sendToPinned(std::string_view request);
   void answerLocal(const resp::Command& cmd, const RouteDecision& d, ReplySlot* slot);
+  // READTHRU RELOAD: `slot` is answered (+OK or -ERR <reason>) once the reload is over.
+  void awaitReload(ReplySlot* slot, bool expected);
   void answerAuth(const resp::Command& cmd, std::string* out);
   void answerHello(const resp::Command& cmd, std::string* out);
   void answerClient(const resp::Command& cmd, LocalCommand which, std::string* out);

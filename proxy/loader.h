@@ -7,6 +7,7 @@
 // query to the backend and gives the result back to decode().
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <string_view>
@@ -62,8 +63,11 @@ class Loader {
   bool isHash() const { return config_.type == LoaderType::kHash; }
   const KeyTemplate& keyTemplate() const { return template_; }
   backends::SqliteBackend* backend() const { return backend_; }
-  LoaderStats& stats() { return stats_; }
-  const LoaderStats& stats() const { return stats_; }
+  LoaderStats& stats() { return *stats_; }
+  const LoaderStats& stats() const { return *stats_; }
+  // Counts into `other`'s counters from now on (the loader of the same name in the registry a
+  // reload replaced; see CacheRegistry::adoptStats).
+  void shareStats(const Loader& other) { stats_ = other.stats_; }
 
   // True when `key` is this loader's; `scratch` is reused between calls (see KeyTemplate::match).
   bool match(std::string_view key, KeyTemplate::Captures* scratch) const {
@@ -97,7 +101,7 @@ class Loader {
   KeyTemplate template_;
   backends::SqliteBackend* backend_;
   std::vector<Param> params_;
-  LoaderStats stats_;
+  std::shared_ptr<LoaderStats> stats_ = std::make_shared<LoaderStats>();
 };
 
 // A column value as the bytes stored in Redis: integers in decimal, reals in the shortest form

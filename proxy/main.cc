@@ -15,6 +15,7 @@
 #include "proxy/cache_registry.h"
 #include "proxy/client_conn.h"
 #include "proxy/config.h"
+#include "proxy/config_reload.h"
 #include "proxy/log.h"
 #include "proxy/read_through.h"
 #include "proxy/server.h"
@@ -46,7 +47,10 @@ void usage(FILE* f) {
 int main(int argc, char** argv) {
   using namespace readthru;
   Config config;
-  std::string config_path, listen, upstream;
+  ConfigSource source;
+  std::string& config_path = source.path;
+  std::string& listen = source.listen;
+  std::string& upstream = source.upstream;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -78,17 +82,19 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::string error;
-  if (!config_path.empty() && !loadConfigFile(config_path, &config, &error)) {
-    fprintf(stderr, "readthru: bad config: %s\n", error.c_str());
-    return 1;
-  }
-  if (!listen.empty() && !parseHostPort(listen, &config.listen)) {
+  HostPort checked;
+  if (!listen.empty() && !parseHostPort(listen, &checked)) {
     fprintf(stderr, "readthru: --listen '%s' is not HOST:PORT\n", listen.c_str());
     return 1;
   }
-  if (!upstream.empty() && !parseHostPort(upstream, &config.upstream)) {
+  if (!upstream.empty() && !parseHostPort(upstream, &checked)) {
     fprintf(stderr, "readthru: --upstream '%s' is not HOST:PORT\n", upstream.c_str());
+    return 1;
+  }
+  // The same reading as a reload's (SIGHUP, READTHRU RELOAD): the file, then the overrides.
+  std::string error;
+  if (!loadConfig(source, &config, &error)) {
+    fprintf(stderr, "readthru: bad config: %s\n", error.c_str());
     return 1;
   }
   log::Level level;
@@ -109,10 +115,11 @@ int main(int argc, char** argv) {
   int rc = 0;
   {
     // Opening the backends checks every loader's query against its database: part of the config.
-    CacheRegistry loaders;
-    if (!loaders.open(&loop, config, &error) || check_only) {
-      loaders.close();
+    auto* registry = new CacheRegistry;
+    if (!registry->open(&loop, config, &error) || check_only) {
+      registry->close();
       uv_run(&loop, UV_RUN_DEFAULT);
+      delete registry;
       uv_loop_close(&loop);
       if (!error.empty()) {
         fprintf(stderr, "readthru: bad config: %s\n", error.c_str());
@@ -121,7 +128,7 @@ int main(int argc, char** argv) {
       printf("readthru: configuration OK\n");
       return 0;
     }
-    Server server(&loop, config, &loaders);
+    Server server(&loop, config, registry, source);
     if (!server.start(&error)) {
       log::error("{}", error);
       server.shutdown("startup failure");
@@ -134,10 +141,13 @@ int main(int argc, char** argv) {
     if (rc == 0) rc = 3;
   }
   if (ClientConn::liveCount() != 0 || backends::UpstreamConn::liveCount() != 0 ||
-      ReadThrough::liveCount() != 0 || backends::SqliteBackend::liveCount() != 0) {
-    log::error("objects alive at exit: {} clients, {} upstream connections, {} loads, {} backends",
-               ClientConn::liveCount(), backends::UpstreamConn::liveCount(),
-               ReadThrough::liveCount(), backends::SqliteBackend::liveCount());
+      ReadThrough::liveCount() != 0 || backends::SqliteBackend::liveCount() != 0 ||
+      CacheRegistry::liveCount() != 0) {
+    log::error(
+        "objects alive at exit: {} clients, {} upstream connections, {} loads, {} backends, {} "
+        "registries",
+        ClientConn::liveCount(), backends::UpstreamConn::liveCount(), ReadThrough::liveCount(),
+        backends::SqliteBackend::liveCount(), CacheRegistry::liveCount());
     if (rc == 0) rc = 3;
   }
   if (rc == 0) log::info("readthru stopped");

@@ -27,6 +27,16 @@ const Known& known() {
   return k;
 }
 
+// Whether two loaders (the same one, or one each side of a reload) load a key the same way: a
+// miss may then join the other's load, and what one remembered as absent stays absent.
+bool sameLoad(const Loader& a, const Loader& b) {
+  if (&a == &b) return true;
+  const LoaderConfig& x = a.config();
+  const LoaderConfig& y = b.config();
+  return x.key == y.key && x.query == y.query && x.type == y.type &&
+         a.backend()->options().path == b.backend()->options().path;
+}
+
 }  // namespace
 
 // The reply to a fill (SET ... NX or the hash script): the flight stays findable until Redis has
@@ -99,7 +109,7 @@ SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::Co
     return nullptr;
   }
   ReadThroughRequest* req = takeRequest();
-  req->start(op, protocol);
+  req->start(op, protocol, RegistryRef(registry_));
   auto& keys = req->keys();
   keys.resize(last_key);
   for (size_t i = 1; i <= last_key; ++i) {
@@ -121,10 +131,11 @@ SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::Co
   return req;
 }
 
-SlotInterceptor* ReadThrough::interceptNil(Loader* loader, std::string_view key, int protocol) {
+SlotInterceptor* ReadThrough::interceptNil(RegistryRef registry, Loader* loader,
+                                           std::string_view key, int protocol) {
   if (closed_) return nullptr;
   ReadThroughRequest* req = takeRequest();
-  req->start(ReadThroughRequest::Op::kGet, protocol);
+  req->start(ReadThroughRequest::Op::kGet, protocol, std::move(registry));
   auto& keys = req->keys();
   keys.resize(1);
   keys[0].name.assign(key);
@@ -153,6 +164,16 @@ void ReadThrough::recycle(ReadThroughRequest* request) {
 
 ReadThrough::~ReadThrough() {
   for (ReadThroughRequest* r : spare_) delete r;
+}
+
+void ReadThrough::setRegistry(CacheRegistry* registry, size_t negative_cache_entries) {
+  const auto& before = registry_->loaders();
+  const auto& after = registry->loaders();
+  bool same = before.size() == after.size();
+  for (size_t i = 0; same && i < before.size(); ++i) same = sameLoad(*before[i], *after[i]);
+  if (!same) negative_.clear();
+  negative_.setCapacity(negative_cache_entries);
+  registry_ = registry;
 }
 
 void ReadThrough::noteKeyWritten(std::string_view key) {
@@ -203,7 +224,14 @@ void ReadThrough::miss(ReadThroughRequest* request, size_t index, Loader* loader
     request->onLoaded(index, LoadedValue{});
     return;
   }
-  if (Flight* f = flights_.find(key)) {
+  Flight* f = flights_.find(key);
+  if (f != nullptr && !closed_ && !sameLoad(*f->loader, *loader)) {
+    // Started under a configuration a reload replaced, and that loads this key another way: its
+    // waiters get its result, but Redis gets this load's.
+    supersede(f);
+    f = nullptr;
+  }
+  if (f != nullptr) {
     ++stats.coalesced;
     f->refresh = false;  // the value expired meanwhile: an ordinary fill, for everyone
     if (f->loaded) {
@@ -221,16 +249,8 @@ void ReadThrough::miss(ReadThroughRequest* request, size_t index, Loader* loader
     request->onLoaded(index, v);
     return;
   }
-  auto* f = new Flight;
-  ++g_live_flights;
-  f->loader = loader;
-  f->key = std::string(key);
+  f = newFlight(request->registry(), loader, key);
   f->waiters.push_back({request, index});
-  f->queued_us = nowUs();
-  flights_.insert(f);
-  f->deadline = deadlines_.emplace(uv_now(loop_) + loader->config().timeout_ms, f);
-  f->has_deadline = true;
-  if (f->deadline == deadlines_.begin()) armTimer();
   Writer* w = write_behind_ != nullptr ? registry_->findWriter(key) : nullptr;
   if (w == nullptr || !w->behind()) return startQuery(f);
   // A write still queued for the database is newer than its row: serve that instead.
@@ -256,6 +276,20 @@ void ReadThrough::miss(ReadThroughRequest* request, size_t index, Loader* loader
     }
     complete(f, std::move(v));
   });
+}
+
+Flight* ReadThrough::newFlight(const RegistryRef& registry, Loader* loader, std::string_view key) {
+  auto* f = new Flight;
+  ++g_live_flights;
+  f->loader = loader;
+  f->registry = registry;
+  f->key = std::string(key);
+  f->queued_us = nowUs();
+  flights_.insert(f);
+  f->deadline = deadlines_.emplace(uv_now(loop_) + loader->config().timeout_ms, f);
+  f->has_deadline = true;
+  if (f->deadline == deadlines_.begin()) armTimer();
+  return f;
 }
 
 void ReadThrough::startQuery(Flight* f) {
@@ -392,23 +426,16 @@ void ReadThrough::forgetRefresh(std::string_view key) {
   if (it != refresh_at_.end()) refresh_at_.erase(it);
 }
 
-void ReadThrough::hit(Loader* loader, std::string_view key, std::string_view value) {
+void ReadThrough::hit(const RegistryRef& registry, Loader* loader, std::string_view key,
+                      std::string_view value) {
   if (closed_ || loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return;
   auto it = refresh_at_.find(key);
   if (it == refresh_at_.end() || uv_now(loop_) < it->second) return;
   refresh_at_.erase(it);  // one refresh per fill; the refresh's own fill schedules the next
   if (flights_.find(key) != nullptr) return;
-  auto* f = new Flight;
-  ++g_live_flights;
-  f->loader = loader;
-  f->key = std::string(key);
+  Flight* f = newFlight(registry, loader, key);
   f->refresh = true;
   f->old = std::string(value);
-  f->queued_us = nowUs();
-  flights_.insert(f);
-  f->deadline = deadlines_.emplace(uv_now(loop_) + loader->config().timeout_ms, f);
-  f->has_deadline = true;
-  if (f->deadline == deadlines_.begin()) armTimer();
   startQuery(f);
 }
 

@@ -57,8 +57,15 @@ class ReadThrough {
   // answers nil, so a hit costs no more than forwarding.
   SlotInterceptor* intercept(const resp::Command& cmd, const resp::CommandInfo* info, int protocol,
                              Loader** on_nil = nullptr);
-  // The interceptor for a GET of `key` whose reply was nil (nullptr once closed).
-  SlotInterceptor* interceptNil(Loader* loader, std::string_view key, int protocol);
+  // The interceptor for a GET of `key` whose reply was nil (nullptr once closed). `registry`
+  // owns `loader`: the registry that was current when the GET was sent.
+  SlotInterceptor* interceptNil(RegistryRef registry, Loader* loader, std::string_view key,
+                                int protocol);
+
+  // A reload: `registry` is current from now on (requests already under way keep theirs), with
+  // the negative cache bounded by `negative_cache_entries`. Keys remembered as absent are
+  // forgotten when a loader's query, template, type or database changed.
+  void setRegistry(CacheRegistry* registry, size_t negative_cache_entries);
 
   // Whether writes need to be reported at all (a load in flight, an absent key remembered).
   bool watchingWrites() const { return !flights_.empty() || !negative_.empty(); }
@@ -80,8 +87,9 @@ class ReadThrough {
   void setWriteBehind(WriteBehind* wb) { write_behind_ = wb; }
 
   // A GET hit on `key` with value `value` (refresh_ahead loaders): reloads it in the background
-  // when its TTL is nearly over.
-  void hit(Loader* loader, std::string_view key, std::string_view value);
+  // when its TTL is nearly over. `registry` owns `loader`.
+  void hit(const RegistryRef& registry, Loader* loader, std::string_view key,
+           std::string_view value);
 
   // A request that has finished, for reuse.
   void recycle(ReadThroughRequest* request);
@@ -109,12 +117,13 @@ class ReadThrough {
   void release(Flight* f);  // frees `f` once nothing refers to it
   void forgetRefresh(std::string_view key);
   void supersede(Flight* f);
+  Flight* newFlight(const RegistryRef& registry, Loader* loader, std::string_view key);
   void armTimer();
   void onTimer();
   uint64_t nowUs() const { return uv_hrtime() / 1000; }
 
   uv_loop_t* loop_;
-  CacheRegistry* registry_;
+  CacheRegistry* registry_;  // the current one
   UpstreamPool* pool_;
   WriteBehind* write_behind_ = nullptr;
   NegativeCache negative_;

@@ -28,9 +28,10 @@ ReadThroughRequest::ReadThroughRequest(ReadThrough* engine) : engine_(engine), o
   ++g_live;
 }
 
-void ReadThroughRequest::start(Op op, int protocol) {
+void ReadThroughRequest::start(Op op, int protocol, RegistryRef registry) {
   // The rest was reset by finish(), while this object was still in cache: a request waits in
   // the spare list behind hundreds of others on a busy pipeline.
+  registry_ = std::move(registry);
   op_ = op;
   protocol_ = protocol;
   slot_ = nullptr;
@@ -54,7 +55,9 @@ void ReadThroughRequest::onReply(ReplySlot* slot) {
       if (!error) {
         ++keys_[0].loader->stats().hits;
         std::string_view value;
-        if (resp::bulkPayload(reply_, &value)) engine_->hit(keys_[0].loader, keys_[0].name, value);
+        if (resp::bulkPayload(reply_, &value)) {
+          engine_->hit(registry_, keys_[0].loader, keys_[0].name, value);
+        }
       }
       break;
     case Op::kHgetall:
@@ -199,6 +202,7 @@ void ReadThroughRequest::finish(std::string&& reply) {
   exists_reply_.clear();
   waiting_ = 0;
   starting_ = false;
+  registry_.reset();  // the last use of the keys' loaders
   engine_->recycle(this);
 }
 

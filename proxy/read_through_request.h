@@ -23,6 +23,7 @@
 
 #include "backends/reply_target.h"
 #include "proxy/loader.h"
+#include "proxy/registry_ref.h"
 #include "proxy/slot_interceptor.h"
 
 namespace readthru {
@@ -42,7 +43,9 @@ class ReadThroughRequest final : public SlotInterceptor, public backends::ReplyT
   ~ReadThroughRequest() override;
 
   // Prepares a fresh (or recycled) request; then the caller fills keys() and fields().
-  void start(Op op, int protocol);
+  // `registry` owns the keys' loaders: the request holds it until it finishes.
+  void start(Op op, int protocol, RegistryRef registry);
+  const RegistryRef& registry() const { return registry_; }
   std::vector<Key>& keys() { return keys_; }
   std::vector<std::string>& fields() { return fields_; }
 
@@ -69,6 +72,7 @@ class ReadThroughRequest final : public SlotInterceptor, public backends::ReplyT
   void encodeHashReply(const LoadedValue& v, std::string* out) const;
 
   ReadThrough* engine_;
+  RegistryRef registry_;
   Op op_;
   int protocol_;
   std::vector<Key> keys_;

@@ -248,6 +248,9 @@ constexpr std::string_view kHelp[] = {
     "SLOWLOG GET [<count>]|LEN|RESET|HELP",
     "    The loads that took at least slowlog_log_slower_than microseconds, newest first:",
     "    id, timestamp, time in microseconds, [loader name, key], outcome.",
+    "RELOAD",
+    "    Read the configuration file again and apply it, as SIGHUP does. Replies OK once the",
+    "    new configuration runs, or an error saying why it was rejected (the running one stays).",
     "HELP",
     "    Print this help.",
 };
@@ -310,14 +313,20 @@ void answerReadthruCommand(Server* server, const std::vector<std::string_view>& 
     answerConfigs(e, server->loaders()->loaders(), loaderFields);
   } else if (equalsIgnoreCase(sub, "writers")) {
     answerConfigs(e, server->loaders()->writers(), writerFields);
-    // RELOAD (the SIGHUP reload, asked for by a client) is answered here, with its HELP lines.
   } else if (equalsIgnoreCase(sub, "help")) {
     e.arrayHeader(std::size(kHelp));
     for (std::string_view line : kHelp) e.simple(line);
+  } else if (equalsIgnoreCase(sub, "reload")) {
+    // The well-formed one never comes here (isReadthruReload).
+    e.error("ERR wrong number of arguments for 'readthru|reload' command");
   } else {
     std::string s(sub.substr(0, 128));
     e.error(fmt::format("ERR unknown subcommand '{}'. Try READTHRU HELP.", s));
   }
+}
+
+bool isReadthruReload(const std::vector<std::string_view>& argv) {
+  return argv.size() == 2 && equalsIgnoreCase(argv[1], "reload");
 }
 
 std::string readthruInfoSection(Server* server) {

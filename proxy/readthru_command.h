@@ -17,6 +17,10 @@ class Server;
 void answerReadthruCommand(Server* server, const std::vector<std::string_view>& argv, int protocol,
                            std::string* out);
 
+// READTHRU RELOAD, well formed: answered once the reload is over (ClientConn::awaitReload), not
+// by answerReadthruCommand.
+bool isReadthruReload(const std::vector<std::string_view>& argv);
+
 // The "# Readthru" section, lines ending in CRLF.
 std::string readthruInfoSection(Server* server);
 

@@ -21,8 +21,9 @@ bool ReplySlot::resolveNilWatch() {
   if (data_.empty() || (data_[0] == '$' && data_.size() < 2)) return false;
   Loader* loader = nil_loader_;
   nil_loader_ = nullptr;
+  RegistryRef registry = std::move(nil_registry_);  // `loader` lives at least until we return
   if (data_[0] == '_' || (data_[0] == '$' && data_[1] == '-')) {
-    interceptor_ = client_->interceptNil(loader, nil_key_, nil_protocol_);
+    interceptor_ = client_->interceptNil(std::move(registry), loader, nil_key_, nil_protocol_);
     if (interceptor_ != nullptr) return false;
   } else if (data_[0] != '-') {
     ++loader->stats().hits;

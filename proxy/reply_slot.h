@@ -16,6 +16,7 @@
 #include "backends/reply_target.h"
 #include "proxy/command_metrics.h"
 #include "proxy/command_router.h"
+#include "proxy/registry_ref.h"
 #include "proxy/slot_interceptor.h"
 
 namespace readthru {
@@ -58,6 +59,7 @@ class ReplySlot final : public backends::ReplyTarget {
   // nil, which hands the slot to read-through (ClientConn::interceptNil) before any byte of it
   // reaches the client.
   Loader* nil_loader_ = nullptr;
+  RegistryRef nil_registry_;  // owns nil_loader_ while the watch lasts (registry_ref.h)
   std::string nil_key_;
   int nil_protocol_ = 2;  // the client's protocol when it asked
   StateEffect effect_ = StateEffect::kNone;

@@ -15,16 +15,20 @@
 
 namespace readthru {
 
-Server::Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders)
+Server::Server(uv_loop_t* loop, Config& config, CacheRegistry* registry, ConfigSource source)
     : loop_(loop),
       config_(config),
-      acl_(config),
+      acl_(std::make_unique<Acl>(config)),
       flusher_(loop),
       pool_(loop, &flusher_, config),
-      loaders_(loaders),
-      read_through_(loop, config, loaders, &pool_),
-      write_behind_(loop, loaders, &pool_),
-      metrics_(loop, config.metrics, this) {
+      registry_(registry),
+      read_through_(loop, config, registry, &pool_),
+      write_behind_(loop, registry, &pool_),
+      metrics_(loop, config.metrics, this),
+      reloader_(loop, std::move(source), config,
+                [this](Config&& next, RegistryRef r, std::string* error) {
+                  return applyReload(std::move(next), std::move(r), error);
+                }) {
   read_through_.setWriteBehind(&write_behind_);
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
@@ -34,7 +38,7 @@ Server::Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders)
   idle_timer_.data = this;
   uv_timer_init(loop_, &deadline_);
   deadline_.data = this;
-  for (uv_signal_t* s : {&sigterm_, &sigint_}) {
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
     uv_signal_init(loop_, s);
     s->data = this;
   }
@@ -70,12 +74,10 @@ bool Server::start(std::string* error) {
   uv_signal_start(
       &sigint_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->shutdown("SIGINT"); },
       SIGINT);
-  if (config_.idle_timeout_ms > 0) {
-    uint64_t every = std::min<uint64_t>(1000, config_.idle_timeout_ms);
-    uv_timer_start(
-        &idle_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->onIdleTimer(); }, every,
-        every);
-  }
+  uv_signal_start(
+      &sighup_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->reload("SIGHUP", {}); },
+      SIGHUP);
+  armIdleTimer();
   log::info("readthru {} listening on {}:{}, upstream {}:{}", READTHRU_VERSION, config_.listen.host,
             config_.listen.port, config_.upstream.host, config_.upstream.port);
   if (unix_bound_) log::info("listening on unix socket {}", config_.unixsocket);
@@ -160,6 +162,60 @@ void Server::removeClient(ClientConn* c) {
   if (shutting_down_) maybeFinish();
 }
 
+void Server::armIdleTimer() {
+  uv_timer_stop(&idle_timer_);
+  if (config_.idle_timeout_ms == 0) return;
+  uint64_t every = std::min<uint64_t>(1000, config_.idle_timeout_ms);
+  uv_timer_start(
+      &idle_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->onIdleTimer(); }, every,
+      every);
+}
+
+void Server::reload(std::string why, ConfigReloader::Done done) {
+  reloader_.reload(std::move(why), std::move(done));
+}
+
+// Limits apply to existing clients too (they read the configuration as they go); users and
+// requirepass as replaceUsers() says.
+bool Server::applyReload(Config&& next, RegistryRef registry, std::string* error) {
+  if (shutting_down_) {
+    *error = "readthru is shutting down";
+    return false;
+  }
+  registry->adoptStats(*registry_);
+  // In place: clients hold on to parts of it (their parser limits).
+  config_ = std::move(next);
+  log::Level level;
+  if (log::parseLevel(config_.log_level, &level)) log::setLevel(level);
+  log::Format format;
+  if (log::parseFormat(config_.log_format, &format)) log::setFormat(format);
+  replaceUsers();
+  read_through_.setRegistry(registry.get(), config_.negative_cache_entries);
+  read_through_.slowlog()->setSlowerThan(config_.slowlog_log_slower_than_us);
+  read_through_.slowlog()->setMaxLen(config_.slowlog_max_len);
+  write_behind_.setRegistry(registry.get());
+  // The old registry lives on while loads, writes and flushes that started with it run.
+  registry_ = std::move(registry);
+  armIdleTimer();
+  return true;
+}
+
+// As Redis's ACL LOAD: clients of a user that is gone or changed are disconnected, the others
+// (and the default user's, which changes in place) keep their user under its new rules.
+void Server::replaceUsers() {
+  auto acl = std::make_unique<Acl>(config_);
+  acl->adoptCounters(*acl_);
+  for (ClientConn* c = clients_head_; c != nullptr;) {
+    ClientConn* next = c->next_;
+    if (!c->rebindUser(*acl)) {
+      log::info("closing client id={}: its user was removed or changed by the reload", c->id());
+      c->close();
+    }
+    c = next;
+  }
+  acl_ = std::move(acl);
+}
+
 void Server::onIdleTimer() {
   uint64_t now = uv_now(loop_);
   for (ClientConn* c = clients_head_; c != nullptr;) {
@@ -179,6 +235,7 @@ void Server::shutdown(const char* why) {
     return;
   }
   shutting_down_ = true;
+  reloader_.close();
   if (!listening_) {
     maybeFinish();  // never started: nothing to drain
     return;
@@ -231,22 +288,25 @@ void Server::maybeFinish() {
   }
   finished_ = true;
   write_behind_.close();
-  // Loads still running finish on the backends' threads and are dropped; no fill follows.
+  // Loads still running finish on the backends' threads and are dropped; no fill follows. The
+  // registries a reload replaced close too, if loads or writes still hold them.
   read_through_.close();
-  loaders_->close();
+  CacheRegistry::closeAll();
   pool_.close();
   flusher_.close();
   closeListener();
   metrics_.close();
   for (uv_handle_t* h :
        {reinterpret_cast<uv_handle_t*>(&idle_timer_), reinterpret_cast<uv_handle_t*>(&deadline_),
-        reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_)}) {
+        reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
+        reinterpret_cast<uv_handle_t*>(&sighup_)}) {
     uv_close(h, nullptr);
   }
-  // Closing the watchers restored the default action; a second SIGTERM while the loop winds
-  // down must not kill a process that is about to exit 0.
+  // Closing the watchers restored the default action; a second SIGTERM (or a SIGHUP) while the
+  // loop winds down must not kill a process that is about to exit 0.
   signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
 }
 
 }  // namespace readthru

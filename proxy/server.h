@@ -4,6 +4,8 @@
 // stop accepting, let every client receive the replies it is owed (up to shutdown_timeout),
 // close everything, and let the loop run dry so main returns 0.
 // A unix socket (`unixsocket`) is a second listener; its clients are ClientConns like any other.
+// SIGHUP (and READTHRU RELOAD) reload the configuration (config_reload.h): applyReload swaps the
+// new settings and registry in; clients, and loads and writes in flight, carry on.
 
 #include <uv.h>
 
@@ -15,6 +17,7 @@
 #include "proxy/cache_registry.h"
 #include "proxy/command_metrics.h"
 #include "proxy/config.h"
+#include "proxy/config_reload.h"
 #include "proxy/metrics_server.h"
 #include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
@@ -26,18 +29,24 @@ class ClientConn;
 
 class Server {
  public:
-  // `loaders` is open (or empty); the server closes it when it stops.
-  Server(uv_loop_t* loop, const Config& config, CacheRegistry* loaders);
+  // `registry` is open (or empty) and allocated with new: the server owns it, closes it when it
+  // stops, and frees it with itself. `config` is the running configuration, which a reload
+  // rewrites in place (on the loop thread); `source` is where a reload reads the new one.
+  Server(uv_loop_t* loop, Config& config, CacheRegistry* registry, ConfigSource source);
   // Binds and listens; false with `error` set when it cannot.
   bool start(std::string* error);
   void shutdown(const char* why);
+  // Reloads the configuration (see ConfigReloader::reload).
+  void reload(std::string why, ConfigReloader::Done done);
 
   uv_loop_t* loop() { return loop_; }
   const Config& config() const { return config_; }
-  Acl& acl() { return acl_; }
+  // The users; a reload replaces it (clients are rebound to the new one first).
+  Acl& acl() { return *acl_; }
   backends::LoopFlusher* flusher() { return &flusher_; }
   UpstreamPool* pool() { return &pool_; }
-  CacheRegistry* loaders() { return loaders_; }
+  // The current registry: the one new requests use.
+  CacheRegistry* loaders() { return registry_.get(); }
   ReadThrough* readThrough() { return &read_through_; }
   WriterQueueState writerQueue(const Writer& w) const { return write_behind_.queue(w); }
   WriteBehind* writeBehind() { return &write_behind_; }
@@ -50,27 +59,32 @@ class Server {
 
  private:
   void onConnection(uv_stream_t* listener, int status);
+  bool applyReload(Config&& next, RegistryRef registry, std::string* error);
+  void armIdleTimer();
   bool listenUnix(std::string* error);
   void onIdleTimer();
+  void replaceUsers();
   void maybeFinish();
   void closeListener();
 
   uv_loop_t* loop_;
-  const Config& config_;
-  Acl acl_;
+  Config& config_;
+  std::unique_ptr<Acl> acl_;
   backends::LoopFlusher flusher_;
   UpstreamPool pool_;
-  CacheRegistry* loaders_;
+  RegistryRef registry_;  // the current one; the ones before it free themselves once unused
   ReadThrough read_through_;
   WriteBehind write_behind_;
   CommandMetrics command_metrics_;
   MetricsServer metrics_;  // [metrics]: started with the listener, closed as the loop ends
+  ConfigReloader reloader_;
   uv_tcp_t listener_;
   // config_.unixsocket's listener; the socket file is ours from bind until closeListener.
   uv_pipe_t unix_listener_;
   bool unix_bound_ = false;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
+  uv_signal_t sighup_;
   uv_timer_t idle_timer_;
   uv_timer_t deadline_;
   ClientConn* clients_head_ = nullptr;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "proxy/loader.h"
+#include "proxy/registry_ref.h"
 
 namespace readthru {
 
@@ -37,6 +38,7 @@ struct Flight {
   };
 
   Loader* loader = nullptr;
+  RegistryRef registry;  // keeps `loader` (and its backend) alive across a reload
   std::string key;
   std::vector<Waiter> waiters;
   LoadedValue result;  // once loaded

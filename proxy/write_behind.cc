@@ -92,8 +92,12 @@ uint64_t wallMillis() {
 
 }  // namespace
 
-std::string WriteBehind::streamKey(const Writer& w) { return "readthru:wb:" + w.name(); }
-std::string WriteBehind::pendingKey(const Writer& w) { return streamKey(w) + ":pending"; }
+std::string WriteBehind::streamKey(std::string_view writer) {
+  return "readthru:wb:" + std::string(writer);
+}
+std::string WriteBehind::pendingKey(std::string_view writer) {
+  return streamKey(writer) + ":pending";
+}
 
 std::string WriteBehind::encodeState(const WriteState& s) {
   switch (s.kind) {
@@ -174,24 +178,60 @@ bool WriteBehind::batchable(const WritePlan& plan, const std::vector<std::string
 }
 
 // One writer's flusher: a cycle every flush_interval while it holds the lease.
+//
+// A reload replaces every flusher (its Writer belongs to the registry the reload replaced): the
+// old one is retired, finishes the cycle it is in, then hands over to its successor (the flusher
+// of the writer of the same name in the new registry, if there is one) and frees itself. So one
+// flusher at a time works a stream, and whatever it read but did not write stays pending in the
+// stream's consumer group, where the successor claims it.
 class WriteBehind::Flusher {
  public:
-  Flusher(WriteBehind* owner, Writer* w, std::string me)
-      : owner_(owner), w_(w), me_(std::move(me)), stream_(streamKey(*w)), pending_(pendingKey(*w)) {
+  Flusher(WriteBehind* owner, RegistryRef registry, Writer* w, std::string me)
+      : owner_(owner),
+        registry_(std::move(registry)),
+        w_(w),
+        me_(std::move(me)),
+        stream_(streamKey(*w)),
+        pending_(pendingKey(*w)) {
     uv_timer_init(owner_->loop_, &timer_);
     timer_.data = this;
   }
 
-  void start() { schedule(0); }
+  const Writer& writer() const { return *w_; }
+
+  // The first cycle, now, or once the predecessor has ended its last one. Idempotent.
+  void start() {
+    if (started_ || predecessor_ != nullptr || closed_) return;
+    started_ = true;
+    if (draining_) return cycle();
+    schedule(0);
+  }
+
+  // Stops after the cycle in progress (at once when none is), then starts `successor` (may be
+  // null), handing it the per-key attempt counts, and frees itself through the owner.
+  void retire(Flusher* successor) {
+    retiring_ = true;
+    if (predecessor_ != nullptr) {
+      // Never started (its predecessor's cycle still runs): the successor waits for that one.
+      predecessor_->successor_ = successor;
+      if (successor != nullptr) successor->predecessor_ = predecessor_;
+      predecessor_ = nullptr;
+      return endRetirement();
+    }
+    successor_ = successor;
+    if (successor != nullptr) successor->predecessor_ = this;
+    if (!busy_) endRetirement();
+  }
 
   void close() {
+    if (closed_) return;
     closed_ = true;
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   }
 
   void drain() {
     draining_ = true;
-    if (!busy_) {
+    if (!busy_ && started_) {
       uv_timer_stop(&timer_);
       cycle();
     }
@@ -224,6 +264,7 @@ class WriteBehind::Flusher {
     } else {
       failures_ = 0;
     }
+    if (retiring_) return endRetirement();
     if (draining_) {
       if (more) {
         cycle();
@@ -244,8 +285,32 @@ class WriteBehind::Flusher {
     schedule(delay);
   }
 
+  void endRetirement() {
+    uv_timer_stop(&timer_);
+    if (successor_ != nullptr) {
+      Flusher* next = successor_;
+      successor_ = nullptr;
+      next->predecessor_ = nullptr;
+      next->attempts_ = std::move(attempts_);
+      next->queue_ = queue_;
+      next->start();
+    }
+    finished_ = true;
+    maybeFree();
+  }
+
+  // A retired flusher goes once nothing of it is pending: no cycle, no reply to come.
+  void maybeFree() {
+    if (!finished_ || busy_ || calls_ > 0 || closed_) return;
+    closed_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
+      auto* self = static_cast<Flusher*>(h->data);
+      self->owner_->freeRetired(self);
+    });
+  }
+
   void cycle() {
-    if (closed_ || busy_) return;
+    if (closed_ || busy_ || retiring_) return;
     busy_ = true;
     uint64_t lease_ms = std::max<uint64_t>(3000, w_->config().flush_interval_ms * 6);
     bool sent = callUpstream(
@@ -264,69 +329,65 @@ class WriteBehind::Flusher {
 
   void ensureGroup() {
     if (group_ready_) return claim();
-    callUpstream(conn(), {"XGROUP", "CREATE", stream_, std::string(kGroup), "0", "MKSTREAM"},
-                 [this](const redisReply* r) {
-                   if (r == nullptr) return done(false, true);
-                   // BUSYGROUP: it exists already.
-                   group_ready_ = !replyIsError(r) || replyString(r).starts_with("BUSYGROUP");
-                   if (!group_ready_) {
-                     log::warning("writer '{}': XGROUP CREATE {}: {}", w_->name(), stream_,
-                                  replyString(r));
-                     return done(false, true);
-                   }
-                   claim();
-                 });
+    step({"XGROUP", "CREATE", stream_, std::string(kGroup), "0", "MKSTREAM"},
+         [this](const redisReply* r) {
+           if (r == nullptr) return done(false, true);
+           // BUSYGROUP: it exists already.
+           group_ready_ = !replyIsError(r) || replyString(r).starts_with("BUSYGROUP");
+           if (!group_ready_) {
+             log::warning("writer '{}': XGROUP CREATE {}: {}", w_->name(), stream_, replyString(r));
+             return done(false, true);
+           }
+           claim();
+         });
   }
 
   // Entries delivered before but never acknowledged (a failed batch, a process that died) first.
   void claim() {
     asked_ = entries_per_read_;
     std::string count = std::to_string(asked_);
-    callUpstream(conn(),
-                 {"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", "0-0", "COUNT", count},
-                 [this](const redisReply* r) {
-                   if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
-                     if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
-                       group_ready_ = false;
-                     }
-                     return done(false, true);
-                   }
-                   std::vector<std::string> gone;
-                   if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY) {
-                     for (size_t i = 0; i < r->element[2]->elements; ++i) {
-                       gone.emplace_back(replyString(r->element[2]->element[i]));
-                     }
-                   }
-                   if (!gone.empty()) acknowledge(gone);
-                   if (!collect(r->element[1])) return readNew();
-                   claimed_ = true;  // new entries may wait behind these: read again at once
-                   process();
-                 });
+    step({"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", "0-0", "COUNT", count},
+         [this](const redisReply* r) {
+           if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+             if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
+               group_ready_ = false;
+             }
+             return done(false, true);
+           }
+           std::vector<std::string> gone;
+           if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY) {
+             for (size_t i = 0; i < r->element[2]->elements; ++i) {
+               gone.emplace_back(replyString(r->element[2]->element[i]));
+             }
+           }
+           if (!gone.empty()) acknowledge(gone);
+           if (!collect(r->element[1])) return readNew();
+           claimed_ = true;  // new entries may wait behind these: read again at once
+           process();
+         });
   }
 
   void readNew() {
     claimed_ = false;
     asked_ = entries_per_read_;
     std::string count = std::to_string(asked_);
-    callUpstream(
-        conn(),
-        {"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", count, "STREAMS", stream_, ">"},
-        [this](const redisReply* r) {
-          if (r == nullptr || replyIsError(r)) {
-            if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
-              group_ready_ = false;
-            }
-            return done(false, true);
-          }
-          // [[stream, [entries]]], or nil when there is nothing new.
-          if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
-              r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements < 2 ||
-              !collect(r->element[0]->element[1])) {
-            updateQueue(false);
-            return done(false, false);
-          }
-          process();
-        });
+    step({"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", count, "STREAMS", stream_, ">"},
+         [this](const redisReply* r) {
+           if (r == nullptr || replyIsError(r)) {
+             if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
+               group_ready_ = false;
+             }
+             return done(false, true);
+           }
+           // [[stream, [entries]]], or nil when there is nothing new.
+           if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
+               r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements < 2 ||
+               !collect(r->element[0]->element[1])) {
+             updateQueue(false);
+             return done(false, false);
+           }
+           process();
+         });
   }
 
   // Entries [[id, [k, key, k, key...]], ...] into keys_; false when there are none. An entry
@@ -376,7 +437,7 @@ class WriteBehind::Flusher {
   void process() {
     std::vector<std::string> argv = {"HMGET", pending_};
     for (const Key& k : keys_) argv.push_back(k.key);
-    callUpstream(conn(), argv, [this](const redisReply* r) {
+    step(argv, [this](const redisReply* r) {
       if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != keys_.size()) {
         return done(false, true);
       }
@@ -511,20 +572,38 @@ class WriteBehind::Flusher {
   void updateQueue(bool had_entries) {
     queue_.oldest_pending_ms =
         had_entries && oldest_id_ms_ > 0 ? wallMillis() - std::min(wallMillis(), oldest_id_ms_) : 0;
-    callUpstream(conn(), {"XLEN", stream_}, [this](const redisReply* r) {
+    // Outlives the cycle: counted, so that a retired flusher waits for it.
+    ++calls_;
+    bool sent = callUpstream(conn(), {"XLEN", stream_}, [this](const redisReply* r) {
+      --calls_;
       if (r != nullptr && r->type == REDIS_REPLY_INTEGER) {
         queue_.length = static_cast<uint64_t>(r->integer);
       }
+      maybeFree();
     });
+    if (!sent) --calls_;
+  }
+
+  // One request of the cycle; the cycle ends (failed) when it cannot be sent, since the callback
+  // would never run.
+  void step(const std::vector<std::string>& argv, UpstreamReplyCallback cb) {
+    if (!callUpstream(conn(), argv, std::move(cb))) done(false, true);
   }
 
   WriteBehind* owner_;
+  RegistryRef registry_;  // owns w_
   Writer* w_;
   std::string me_;
   std::string stream_;
   std::string pending_;
   uv_timer_t timer_;
   bool closed_ = false;
+  bool started_ = false;
+  bool retiring_ = false;
+  bool finished_ = false;           // retired, and the last cycle is over
+  Flusher* predecessor_ = nullptr;  // the flusher this one waits for before its first cycle
+  Flusher* successor_ = nullptr;    // the flusher this retiring one hands over to
+  size_t calls_ = 0;                // requests still to be answered outside a cycle
   bool busy_ = false;
   bool draining_ = false;
   bool leader_ = false;
@@ -557,11 +636,48 @@ void WriteBehind::start() {
   char host[256] = "host";
   gethostname(host, sizeof(host) - 1);
   std::random_device rd;
-  std::string me = fmt::format("{}:{}:{:08x}", host, getpid(), rd());
+  me_ = fmt::format("{}:{}:{:08x}", host, getpid(), rd());
   for (const auto& w : registry_->writers()) {
     if (!w->behind()) continue;
-    flushers_.push_back(std::make_unique<Flusher>(this, w.get(), me));
+    flushers_.push_back(std::make_unique<Flusher>(this, RegistryRef(registry_), w.get(), me_));
     flushers_.back()->start();
+  }
+}
+
+void WriteBehind::setRegistry(CacheRegistry* registry) {
+  std::vector<std::unique_ptr<Flusher>> old;
+  old.swap(flushers_);
+  registry_ = registry;
+  for (const auto& w : registry_->writers()) {
+    if (!w->behind()) continue;
+    flushers_.push_back(std::make_unique<Flusher>(this, RegistryRef(registry_), w.get(), me_));
+  }
+  for (auto& f : old) {
+    Flusher* successor = nullptr;
+    for (auto& n : flushers_) {
+      if (n->writer().name() == f->writer().name()) successor = n.get();
+    }
+    if (successor == nullptr) {
+      log::warning(
+          "writer '{}' is no longer a write-behind writer: its flusher stops after its current "
+          "cycle; writes still queued stay in the Redis stream {} until a readthru with that "
+          "writer flushes them",
+          f->writer().name(), streamKey(f->writer()));
+    }
+    Flusher* retiring = f.get();
+    retiring_.push_back(std::move(f));
+    retiring->retire(successor);  // may hand over at once
+  }
+  // Those with no predecessor begin now; the others once it has ended its cycle.
+  for (auto& n : flushers_) n->start();
+}
+
+void WriteBehind::freeRetired(Flusher* f) {
+  for (auto it = retiring_.begin(); it != retiring_.end(); ++it) {
+    if (it->get() == f) {
+      retiring_.erase(it);
+      return;
+    }
   }
 }
 
@@ -577,11 +693,8 @@ void WriteBehind::pendingState(Writer* w, std::string_view key,
 }
 
 WriterQueueState WriteBehind::queue(const Writer& w) const {
-  size_t i = 0;
-  for (const auto& x : registry_->writers()) {
-    if (!x->behind()) continue;
-    if (x.get() == &w && i < flushers_.size()) return flushers_[i]->queue();
-    ++i;
+  for (const auto& f : flushers_) {
+    if (&f->writer() == &w) return f->queue();
   }
   return {};
 }
@@ -623,6 +736,9 @@ void WriteBehind::abandonDrain() {
 
 void WriteBehind::close() {
   for (auto& f : flushers_) f->close();
+  // Retired ones still finishing a cycle: freed with this object (their requests fail as the
+  // upstream connections close).
+  for (auto& f : retiring_) f->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&drained_timer_), nullptr);
 }
 

@@ -19,7 +19,8 @@
 //
 // A state is "s<value>" (a string), "h" followed by "<len>:<bytes>" for each field and value (a
 // hash), or "d" (deleted). Ownership: the server owns this object; flushers close their timers in
-// close() and are freed with it.
+// close() and are freed with it. A flusher a reload replaced (setRegistry) frees itself once its
+// last cycle and the requests it sent are over.
 
 #include <uv.h>
 
@@ -52,6 +53,11 @@ class WriteBehind {
   WriteBehind& operator=(const WriteBehind&) = delete;
 
   void start();
+  // A reload: the behind writers of `registry` get flushers. Each flusher of the registry it
+  // replaces ends the cycle it is in first, then hands over to the new flusher of its writer's
+  // name (if any; else its stream waits in Redis, and the log says so). Nothing queued is lost:
+  // entries stay in their stream until a flusher has written them.
+  void setRegistry(CacheRegistry* registry);
   // The request that runs the client's command `argv` and queues the plan's keys, atomically;
   // its reply is the command's own.
   static std::string wrap(const WritePlan& plan, const std::vector<std::string_view>& argv);
@@ -73,19 +79,25 @@ class WriteBehind {
   // Closes the handles; call once, as the server stops (also when start() never ran).
   void close();
 
-  static std::string streamKey(const Writer& w);
-  static std::string pendingKey(const Writer& w);
+  // readthru:wb:<writer> and readthru:wb:<writer>:pending, by the writer or its name.
+  static std::string streamKey(const Writer& w) { return streamKey(w.name()); }
+  static std::string pendingKey(const Writer& w) { return pendingKey(w.name()); }
+  static std::string streamKey(std::string_view writer);
+  static std::string pendingKey(std::string_view writer);
   static std::string encodeState(const WriteState& s);
   static std::optional<WriteState> decodeState(std::string_view s);
 
  private:
   class Flusher;
   void flusherDrained();
+  void freeRetired(Flusher* f);
 
   uv_loop_t* loop_;
-  CacheRegistry* registry_;
+  CacheRegistry* registry_;  // the current one
   UpstreamPool* pool_;
-  std::vector<std::unique_ptr<Flusher>> flushers_;
+  std::string me_;  // this process's consumer name and lease holder id, the same across reloads
+  std::vector<std::unique_ptr<Flusher>> flushers_;  // one per behind writer of registry_
+  std::vector<std::unique_ptr<Flusher>> retiring_;  // replaced by a reload, ending their cycle
   std::function<void()> drain_done_;
   uv_timer_t drained_timer_;  // runs drain_done_ on a fresh stack
   size_t draining_ = 0;

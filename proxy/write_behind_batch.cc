@@ -38,30 +38,30 @@ void WriteBehindBatch::join(backends::UpstreamConn* conn, const WritePlan& plan,
   ++b->requests_;
   b->members_.push_back({slot, {}});
   for (const auto& item : plan.items) {
-    b->queued_.push_back({item.writer, item.key, WriteBehind::encodeState(item.state)});
+    b->queued_.push_back({item.writer->name(), item.key, WriteBehind::encodeState(item.state)});
   }
   if (b->queued_.size() >= kMaxQueued) conn->setOpenBatch(nullptr);  // seals it
 }
 
 std::vector<std::string> WriteBehindBatch::closing(const std::vector<Queued>& queued) {
-  std::vector<const Writer*> writers;
+  std::vector<std::string_view> writers;
   for (const Queued& q : queued) {
     bool seen = false;
-    for (const Writer* w : writers) seen = seen || w == q.writer;
+    for (std::string_view w : writers) seen = seen || w == q.writer;
     if (!seen) writers.push_back(q.writer);
   }
   std::vector<std::string> out;
-  for (const Writer* w : writers) {
+  for (std::string_view w : writers) {
     size_t n = 0;
     for (const Queued& q : queued) n += q.writer == w;
     std::string hset, xadd;
     resp::ReplyEncoder h(&hset, 2), x(&xadd, 2);
     h.arrayHeader(2 + 2 * n);
     h.bulk("HSET");
-    h.bulk(WriteBehind::pendingKey(*w));
+    h.bulk(WriteBehind::pendingKey(w));
     x.arrayHeader(3 + 2 * n);
     x.bulk("XADD");
-    x.bulk(WriteBehind::streamKey(*w));
+    x.bulk(WriteBehind::streamKey(w));
     x.bulk("*");
     for (const Queued& q : queued) {
       if (q.writer != w) continue;

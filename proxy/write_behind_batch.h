@@ -45,7 +45,9 @@ class WriteBehindBatch final : public backends::UpstreamConn::Batch, public back
   // The requests that close a batch whose members queued `queued` (writer, key, state): per
   // writer, in order of first appearance, one HSET of the states and one XADD of the keys.
   struct Queued {
-    const Writer* writer;
+    // The writer's name, not the Writer: a batch may stay open (its connection down) across a
+    // reload that frees the Writer.
+    std::string writer;
     std::string key;
     std::string state;  // WriteBehind::encodeState
   };

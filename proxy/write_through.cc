@@ -29,6 +29,7 @@ size_t WriteThroughRequest::liveCount() { return g_live; }
 WriteThroughRequest::WriteThroughRequest(Server* server, ReplySlot* slot, WritePlan plan,
                                          std::string request, bool answer)
     : server_(server),
+      registry_(server->loaders()),
       slot_(slot),
       plan_(std::move(plan)),
       request_(std::move(request)),
@@ -120,7 +121,7 @@ void WriteThroughRequest::onPreRead(bool failed) {
   }
   if (behind_ && !fields.empty()) return writeRedis();
   if (fields.empty()) {
-    Loader* loader = server_->loaders()->find(plan_.items.front().key);
+    Loader* loader = registry_->find(plan_.items.front().key);
     if (loader != nullptr && loader->isHash()) {
       loadBase();
       return;
@@ -136,7 +137,7 @@ void WriteThroughRequest::onPreRead(bool failed) {
 void WriteThroughRequest::loadBase() {
   phase_ = Phase::kLoadBase;
   const std::string& key = plan_.items.front().key;
-  Loader* loader = server_->loaders()->find(key);
+  Loader* loader = registry_->find(key);
   std::string why;
   bool queued = loader->backend()->query(
       loader->query(key),
@@ -215,7 +216,7 @@ void WriteThroughRequest::writeRedis() {
   if (base_.kind == LoadedValue::Kind::kValue && !base_.fields.empty()) {
     // Write-behind records the hash Redis holds after the command: put the row there first, so
     // what is queued is the whole row, and the reply is as if Redis had held it all along.
-    Loader* loader = server_->loaders()->find(plan_.items.front().key);
+    Loader* loader = registry_->find(plan_.items.front().key);
     std::string fill;
     loader->encodeFill(plan_.items.front().key, base_, loader->config().ttl_ms, &fill);
     c->send(fill, nullptr);

@@ -17,7 +17,9 @@
 // The client's slot is held from dispatch, and the client sends nothing else upstream until this
 // write's reply is in (ClientConn's ordering barrier), so a pipelined GET after it sees it.
 // Ownership: owns itself, frees itself when done; a client that goes away meanwhile does not stop
-// a write whose database part ran: Redis still gets it.
+// a write whose database part ran: Redis still gets it. It holds the registry its plan's writers
+// (and the loader of a hash it reads) belong to, current when the write was dispatched, until it
+// is done, whatever a reload makes current meanwhile.
 
 #include <string>
 #include <string_view>
@@ -27,6 +29,7 @@
 #include "backends/sqlite_backend.h"
 #include "backends/upstream_conn.h"
 #include "proxy/loader.h"
+#include "proxy/registry_ref.h"
 #include "proxy/slot_interceptor.h"
 #include "proxy/write_plan.h"
 
@@ -70,6 +73,7 @@ class WriteThroughRequest final : public SlotInterceptor, public backends::Reply
   void cleanUpAfter(std::string_view reply);
 
   Server* server_;
+  RegistryRef registry_;
   ReplySlot* slot_;
   WritePlan plan_;
   std::string request_;

@@ -8,6 +8,7 @@
 // other parameter of the upsert binds the hash field of that name, NULL when the hash has none.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,8 +51,10 @@ class Writer {
   const std::string& name() const { return config_.name; }
   bool behind() const { return config_.mode == WriteMode::kBehind; }
   backends::SqliteBackend* backend() const { return backend_; }
-  WriterStats& stats() { return stats_; }
-  const WriterStats& stats() const { return stats_; }
+  WriterStats& stats() { return *stats_; }
+  const WriterStats& stats() const { return *stats_; }
+  // Counts into `other`'s counters from now on (see CacheRegistry::adoptStats).
+  void shareStats(const Writer& other) { stats_ = other.stats_; }
   bool match(std::string_view key, KeyTemplate::Captures* scratch) const {
     return template_.match(key, scratch);
   }
@@ -78,7 +81,7 @@ class Writer {
   backends::SqliteBackend* backend_;
   std::vector<Param> upsert_;
   std::vector<Param> delete_;
-  WriterStats stats_;
+  std::shared_ptr<WriterStats> stats_ = std::make_shared<WriterStats>();
 };
 
 }  // namespace readthru

@@ -132,4 +132,4 @@ def test_help_lists_every_subcommand(proxy):
         lines = c.command("READTHRU", "HELP")
     assert lines[0] == b"READTHRU <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
     names = [line.split()[0] for line in lines[1:] if not line.startswith(b" ")]
-    assert names == [b"STATS", b"LOADERS", b"WRITERS", b"SLOWLOG", b"HELP"]
+    assert names == [b"STATS", b"LOADERS", b"WRITERS", b"SLOWLOG", b"RELOAD", b"HELP"]

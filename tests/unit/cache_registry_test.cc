@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -124,7 +125,10 @@ TEST_CASE("cache registry: open makes every loader live, find() answers in confi
   CHECK_FALSE(registry.empty());
 
   REQUIRE(registry.backends().size() == 1);
-  CHECK(registry.backends()[0].config == &config.backends[0]);
+  // The registry's own copy: it outlives the Config a reload replaces.
+  CHECK(registry.backends()[0].config != &config.backends[0]);
+  CHECK(registry.backends()[0].config->name == config.backends[0].name);
+  CHECK(registry.backends()[0].config->path == config.backends[0].path);
   REQUIRE(registry.backends()[0].sqlite != nullptr);
   REQUIRE(registry.loaders().size() == 4);
   const char* names[] = {"by_id", "by_name", "profile", "count"};
@@ -361,6 +365,110 @@ query = "SELECT name FROM users WHERE uid = :id"
   LoadedValue v = load(loop, registry.find("user:2"), "user:2");
   CHECK(v.value == "grace");
   closeRegistry(loop, registry);
+}
+
+// Generations (registry_ref.h): what a reload relies on.
+
+// One backend on `db`, one loader of users' names.
+Config usersConfig(const TempDb& db) {
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  config.loaders.push_back(
+      loader("user", "user:{id:int}", "SELECT name FROM users WHERE id = :id"));
+  return config;
+}
+
+TEST_CASE("cache registry: prepared on another thread, started on the loop, it serves loads") {
+  TempDb db;
+  Loop loop;
+  Config config = usersConfig(db);
+  auto* registry = new CacheRegistry;
+  RegistryRef ref(registry);
+  bool prepared = false;
+  std::string error;
+  std::thread worker([&] { prepared = registry->prepare(config, &error); });
+  worker.join();
+  REQUIRE_MESSAGE(prepared, error);
+  REQUIRE_MESSAGE(registry->start(loop.get(), &error), error);
+  CHECK(load(loop, registry->find("user:1"), "user:1").value == "ada");
+  ref.reset();  // the last ref: the registry closes its backends and frees itself
+  REQUIRE(loop.runUntil([] { return CacheRegistry::liveCount() == 0; }));
+  CHECK(backends::SqliteBackend::liveCount() == 0);
+}
+
+TEST_CASE("cache registry: a failed prepare leaves nothing open, and its ref frees it at once") {
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", "/nonexistent/dir/app.db"));
+  auto* registry = new CacheRegistry;
+  RegistryRef ref(registry);
+  std::string error;
+  CHECK_FALSE(registry->prepare(config, &error));
+  CHECK(error.find("backend 'main'") != std::string::npos);
+  CHECK(backends::SqliteBackend::liveCount() == 0);
+  ref.reset();
+  CHECK(CacheRegistry::liveCount() == 0);
+}
+
+TEST_CASE("cache registry: a replaced generation lives until its last load is done") {
+  TempDb db;
+  Loop loop;
+  Config config = usersConfig(db);
+  std::string error;
+  RegistryRef current(new CacheRegistry);
+  REQUIRE_MESSAGE(current->open(loop.get(), config, &error), error);
+
+  // A load in flight holds the generation, as a Flight does.
+  Loader* old_loader = current->find("user:2");
+  REQUIRE(old_loader != nullptr);
+  RegistryRef held = current;
+  CHECK(current->refs() == 2);
+  std::string loaded;
+  bool done = false;
+  REQUIRE(old_loader->backend()->query(old_loader->query("user:2"),
+                                       [&, held](backends::SqlResult&& r) mutable {
+                                         loaded = old_loader->decode(std::move(r)).value;
+                                         ++old_loader->stats().loads;
+                                         held.reset();  // the flight is done
+                                         done = true;
+                                       }));
+  held.reset();
+
+  // The reload: a new generation becomes current; it takes over the counters by name.
+  RegistryRef next(new CacheRegistry);
+  REQUIRE_MESSAGE(next->open(loop.get(), config, &error), error);
+  next->adoptStats(*current);
+  current = next;
+  next.reset();
+  CHECK(CacheRegistry::liveCount() == 2);  // the old one still has a load in flight
+
+  REQUIRE(loop.runUntil([&] { return done; }));
+  CHECK(loaded == "grace");
+  REQUIRE(loop.runUntil([] { return CacheRegistry::liveCount() == 1; }));
+  // Counted by the old loader, seen through the new one.
+  CHECK(current->find("user:2")->stats().loads == 1);
+  CHECK(load(loop, current->find("user:1"), "user:1").value == "ada");
+  current.reset();
+  REQUIRE(loop.runUntil([] { return CacheRegistry::liveCount() == 0; }));
+  CHECK(backends::SqliteBackend::liveCount() == 0);
+}
+
+TEST_CASE("cache registry: closeAll closes the registries in use, not one being prepared") {
+  TempDb db;
+  Loop loop;
+  Config config;
+  config.backends.push_back(backend("main", db.path()));
+  std::string error;
+  RegistryRef in_use(new CacheRegistry);
+  REQUIRE_MESSAGE(in_use->open(loop.get(), config, &error), error);
+  auto* preparing = new CacheRegistry;  // a reload's, not yet handed to anyone
+  CacheRegistry::closeAll();
+  CHECK(in_use->backends().empty());
+  REQUIRE(loop.runUntil([] { return backends::SqliteBackend::liveCount() == 0; }));
+  REQUIRE_MESSAGE(preparing->prepare(config, &error), error);
+  RegistryRef(preparing).reset();
+  in_use.reset();
+  REQUIRE(loop.runUntil([] { return CacheRegistry::liveCount() == 0; }));
 }
 
 }  // namespace

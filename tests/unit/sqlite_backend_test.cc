@@ -706,6 +706,41 @@ TEST_CASE("sqlite: close with nothing ever queued") {
   closeBackend(loop, backend);
 }
 
+TEST_CASE("sqlite: create opens on any thread, start binds it to the loop") {
+  TempDb db;
+  Loop loop;
+  SqliteOptions options;
+  options.path = db.path();
+  std::string error;
+  SqliteBackend* backend = nullptr;
+  std::thread opener([&] { backend = SqliteBackend::create(options, &error); });
+  opener.join();
+  REQUIRE_MESSAGE(backend != nullptr, error);
+  std::vector<std::string> params;
+  CHECK(backend->validate("SELECT name FROM users WHERE id = :id", &params, &error));
+  CHECK(params == std::vector<std::string>{":id"});
+  // Not started: nothing would run a query.
+  CHECK_FALSE(backend->query(
+      {"SELECT 1", {}, 0, 0}, [](SqlResult&&) {}, &error));
+  REQUIRE_MESSAGE(backend->start(loop.get(), &error), error);
+  CHECK(runQuery(loop, backend, {"SELECT count(*) FROM users", {}, 0, 0}).rows[0][0].integer == 3);
+  closeBackend(loop, backend);
+}
+
+TEST_CASE("sqlite: a backend never started is freed by close at once") {
+  TempDb db;
+  SqliteOptions options;
+  options.path = db.path();
+  options.workers = 2;
+  std::string error;
+  SqliteBackend* backend = SqliteBackend::create(options, &error);
+  REQUIRE_MESSAGE(backend != nullptr, error);
+  bool done = false;
+  backend->close([&done] { done = true; });
+  CHECK(done);
+  CHECK(SqliteBackend::liveCount() == 0);
+}
+
 SqlParam null(std::string name, std::string ignored = "") {
   return SqlParam{std::move(name), std::move(ignored), SqlParam::Kind::kNull};
 }
