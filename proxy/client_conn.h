@@ -54,6 +54,7 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   backends::UpstreamConn* writeConn();
   bool idleExempt() const;
   uint64_t lastActive() const { return last_active_; }
+  bool pinned() const { return pinned_ != nullptr; }
   // A reload replaced the users with `acl`'s: the client becomes the same user there. False
   // when that user was removed or changed (the caller closes the client, as Redis's ACL LOAD
   // does); a client that had not authenticated becomes acl's initial user, if there is one.

@@ -11,9 +11,6 @@
 namespace readthru {
 namespace {
 
-// When the process started, for readthru_uptime_seconds (set during static initialisation).
-const uint64_t g_started_ns = uv_hrtime();
-
 void appendEscaped(std::string_view s, bool quotes, std::string* out) {
   for (char c : s) {
     if (c == '\\') {
@@ -261,7 +258,7 @@ std::string renderMetrics(Server* server) {
   t.family("readthru_build_info", "gauge", "Always 1; the version is a label.");
   t.sample("readthru_build_info", {{"version", READTHRU_VERSION}}, uint64_t{1});
   t.family("readthru_uptime_seconds", "gauge", "Seconds since readthru started.");
-  t.sample("readthru_uptime_seconds", {}, static_cast<double>(uv_hrtime() - g_started_ns) / 1e9);
+  t.sample("readthru_uptime_seconds", {}, server->uptimeSeconds());
   t.family("readthru_connected_clients", "gauge", "Client connections open now.");
   t.sample("readthru_connected_clients", {}, static_cast<uint64_t>(server->clientCount()));
   t.family("readthru_upstream_up", "gauge",

@@ -332,7 +332,18 @@ bool isReadthruReload(const std::vector<std::string_view>& argv) {
 std::string readthruInfoSection(Server* server) {
   std::string s = "# Readthru\r\n";
   s += fmt::format("readthru_version:{}\r\n", READTHRU_VERSION);
+  s += fmt::format("uptime_in_seconds:{}\r\n", static_cast<uint64_t>(server->uptimeSeconds()));
+  s += fmt::format("connected_clients:{}\r\n", server->clientCount());
+  s += fmt::format("pinned_clients:{}\r\n", server->pinnedClientCount());
+  s += fmt::format("upstream_status:{}\r\n", server->pool()->up() ? "up" : "down");
+  const CommandMetrics& m = *server->commandMetrics();
+  auto taken = [&m](CommandClass c) { return m.commands[static_cast<size_t>(c)]; };
+  s += fmt::format(
+      "commands_forwarded:{}\r\n",
+      taken(CommandClass::kRead) + taken(CommandClass::kWrite) + taken(CommandClass::kOther));
+  s += fmt::format("commands_local:{}\r\n", taken(CommandClass::kLocal));
   const auto& loaders = server->loaders()->loaders();
+  s += fmt::format("writers:{}\r\n", server->loaders()->writers().size());
   s += fmt::format("loaders:{}\r\n", loaders.size());
   for (const auto& l : loaders) {
     s += fmt::format("loader_{}:", l->name());

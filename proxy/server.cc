@@ -216,6 +216,16 @@ void Server::replaceUsers() {
   acl_ = std::move(acl);
 }
 
+size_t Server::pinnedClientCount() const {
+  size_t n = 0;
+  for (const ClientConn* c = clients_head_; c != nullptr; c = c->next_) n += c->pinned() ? 1 : 0;
+  return n;
+}
+
+double Server::uptimeSeconds() const {
+  return static_cast<double>(uv_hrtime() - started_ns_) / 1e9;
+}
+
 void Server::onIdleTimer() {
   uint64_t now = uv_now(loop_);
   for (ClientConn* c = clients_head_; c != nullptr;) {

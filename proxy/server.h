@@ -51,6 +51,9 @@ class Server {
   WriterQueueState writerQueue(const Writer& w) const { return write_behind_.queue(w); }
   WriteBehind* writeBehind() { return &write_behind_; }
   size_t clientCount() const { return clients_; }
+  // Clients on a dedicated upstream connection (MULTI, SUBSCRIBE, blocking commands, ...).
+  size_t pinnedClientCount() const;
+  double uptimeSeconds() const;
   CommandMetrics* commandMetrics() { return &command_metrics_; }
   bool shuttingDown() const { return shutting_down_; }
 
@@ -96,6 +99,7 @@ class Server {
   bool listening_ = false;
   bool listener_closed_ = false;
   bool shutting_down_ = false;
+  const uint64_t started_ns_ = uv_hrtime();  // uptime
   bool finished_ = false;
   bool draining_ = false;  // write-behind is flushing before the stop
   bool drained_ = false;

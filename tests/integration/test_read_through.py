@@ -868,6 +868,27 @@ def test_info_has_a_readthru_section_with_loader_lines(ls, r):
         assert backend[key].isdigit(), backend
     assert int(section["negative_cache_entries"]) >= 1, section
 
+
+def test_info_readthru_section_reports_clients_upstream_and_commands(ls):
+    with ls.endpoint.raw() as a, ls.endpoint.raw() as b:
+        before = info_section(ls.info(), "Readthru")
+        assert a.command("SET", "plain:1", "v") == b"OK"
+        assert a.command("GET", "plain:1") == b"v"
+        assert a.command("CLIENT", "SETNAME", "x") == b"OK"
+        assert b.command("MULTI") == b"OK"  # pins b
+        section = info_section(ls.info(), "Readthru")  # asked on a third connection
+        assert section["upstream_status"] == "up", section
+        assert int(section["connected_clients"]) >= 3, section
+        assert int(section["pinned_clients"]) >= 1, section
+        assert int(section["uptime_in_seconds"]) >= 0, section
+        assert section["writers"] == "0" and section["loaders"] == str(len(LOADERS)), section
+        # SET, GET, MULTI forwarded; CLIENT SETNAME and the first INFO's interception aside.
+        forwarded = int(section["commands_forwarded"]) - int(before["commands_forwarded"])
+        local = int(section["commands_local"]) - int(before["commands_local"])
+        assert forwarded >= 3, (before, section)
+        assert local >= 1, (before, section)
+        assert b.command("DISCARD") == b"OK"
+
     for arg in ("all", "everything", "default", "readthru", "READTHRU"):
         assert "# Readthru\r\n" in ls.info(arg), arg
 
