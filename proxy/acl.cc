@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "proxy/command_router.h"
+#include "proxy/log.h"
 #include "resp/command_keys.h"
 #include "resp/errors.h"
 #include "resp/glob_match.h"
@@ -272,7 +273,26 @@ Acl::Acl(const Config& config) {
       u->keys_.push_back(std::move(k));
     }
   }
-  for (auto& u : users_) u->everything_ = u->all_commands_ && u->all_keys_;
+  for (auto& u : users_) {
+    u->everything_ = u->all_commands_ && u->all_keys_;
+    if (!u->all_keys_ && runsScripts(*u)) {
+      log::warning(
+          "user '{}' has key patterns but may run scripts (EVAL, EVALSHA, FCALL): a script runs "
+          "upstream with readthru's credentials and may touch any key; deny @scripting to this "
+          "user unless that is intended",
+          u->name_);
+    }
+  }
+}
+
+// Whether `u` may run a command that executes code upstream, which readthru cannot look into.
+bool Acl::runsScripts(const AclUser& u) {
+  if (u.all_commands_) return true;
+  for (std::string_view name : {"eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"}) {
+    const resp::CommandInfo* info = resp::findCommand(name);
+    if (info != nullptr && getBit(u.commands_, bitOf(info))) return true;
+  }
+  return false;
 }
 
 bool AclUser::sameAs(const AclUser& o) const {

@@ -84,6 +84,8 @@ class Acl {
   void adoptCounters(const Acl& old) { auth_failures_ = old.auth_failures_; }
 
  private:
+  static bool runsScripts(const AclUser& u);
+
   std::vector<std::unique_ptr<AclUser>> users_;  // "default" first
   uint64_t auth_failures_ = 0;
 };

@@ -275,6 +275,9 @@ def test_failed_auth_counted_and_logged_without_the_password(endpoints, acl_stac
     assert "addr=127.0.0.1:" in log
     assert "user 'evil\\r\\nWARNING forged'" in log  # one line, escaped by the log
     assert "u" * 64 + "..." in log and "u" * 65 not in log
+    # app has key patterns and may run EVAL; ops may read every key; off may do anything.
+    assert "user 'app' has key patterns but may run scripts" in log
+    assert "user 'ops' has key patterns" not in log and "user 'off' has key patterns" not in log
     for secret in (WRONG_PW, APP_PW, OFF_PW, OPS_PW, ADMIN_PW):
         assert secret not in log
 
