@@ -7,6 +7,7 @@
 #include "proxy/acl.h"
 #include "proxy/log.h"
 #include "proxy/readthru_command.h"
+#include "proxy/redis_int.h"
 #include "proxy/server.h"
 #include "proxy/write_behind_batch.h"
 #include "proxy/write_plan.h"
@@ -38,19 +39,6 @@ std::string shortName(std::string_view s) {
 // A command readthru sends inside MULTI in place of one the user may not run: Redis refuses
 // it as unknown, which fails the transaction's EXEC as the refusal would have.
 constexpr std::string_view kRefusedInMulti = "*1\r\n$24\r\nreadthru-refused-command\r\n";
-
-bool parseInt(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  size_t i = s[0] == '-' ? 1 : 0;
-  if (i == s.size()) return false;
-  int64_t v = 0;
-  for (; i < s.size(); ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = s[0] == '-' ? -v : v;
-  return true;
-}
 
 std::string lower(std::string_view s) {
   std::string r(s);
@@ -688,7 +676,8 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
       }
       break;
     case StateEffect::kSelect:
-      if (nargs == 1) parseInt(cmd.argv[1], &s->select_db_);
+      // What does not parse, Redis refuses too; the db changes only on its +OK.
+      if (nargs == 1) (void)parseRedisInt(cmd.argv[1], &s->select_db_);
       break;
     case StateEffect::kSticky:
       sticky_ = true;
@@ -1161,7 +1150,7 @@ void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
   resp::ReplyEncoder e(out, protocol_);
   int64_t ver = 0;
   if (cmd.argv.size() >= 2) {
-    if (!parseInt(cmd.argv[1], &ver)) {
+    if (!parseRedisInt(cmd.argv[1], &ver)) {
       e.error(resp::err::kHelloBadProto);
       return;
     }

@@ -60,6 +60,9 @@ BAD_COMMANDS = [
     ("XGROUP", "CREATE", "nostream", "g", "$"),
     ("HELLO", "4"),
     ("HELLO", "abc"),
+    ("HELLO", "99999999999999999999"),  # past 64 bits
+    ("HELLO", "03"),
+    ("SELECT", "99999999999999999999"),
     # bad integers and floats
     ("INCR", "str"),
     ("INCRBY", "num", "abc"),
