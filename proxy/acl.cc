@@ -4,6 +4,7 @@
 
 #include "proxy/command_router.h"
 #include "proxy/log.h"
+#include "resp/ascii_case.h"
 #include "resp/command_keys.h"
 #include "resp/errors.h"
 #include "resp/glob_match.h"
@@ -16,12 +17,6 @@ constexpr uint8_t kKeyWrite = 2;
 
 std::string noPermCommand(std::string_view name) {
   return fmt::format("NOPERM this user has no permissions to run the '{}' command", name);
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return r;
 }
 
 std::span<const resp::CommandInfo> table() { return resp::allCommands(); }
@@ -47,7 +42,7 @@ bool parseTarget(std::string_view name, RuleTarget* t, std::string* why) {
     return false;
   }
   if (name[0] == '@') {
-    std::string cat = lower(name.substr(1));
+    std::string cat = asciiLower(name.substr(1));
     if (cat == "all") {
       t->kind = RuleTarget::Kind::kAll;
       return true;
@@ -335,14 +330,14 @@ std::string Acl::check(const AclUser& u, const resp::CommandInfo* info,
                        const std::vector<std::string_view>& argv) const {
   if (info == nullptr) {
     // Unknown to the table (a newer upstream's command): only for a user allowed everything.
-    return u.all_commands_ ? std::string() : noPermCommand(lower(argv[0]));
+    return u.all_commands_ ? std::string() : noPermCommand(asciiLower(argv[0]));
   }
   if (info->has_subcommands && info != &kReadthruCommandInfo && argv.size() >= 2) {
     const resp::CommandInfo* sub = resp::findSubcommand(info->name, argv[1]);
     if (sub == nullptr) {
       // A subcommand the table does not know: "+config" (the container) allows it.
       if (u.all_commands_ || getBit(u.commands_, bitOf(info))) return {};
-      return noPermCommand(fmt::format("{}|{}", info->name, lower(argv[1])));
+      return noPermCommand(fmt::format("{}|{}", info->name, asciiLower(argv[1])));
     }
     info = sub;
   }

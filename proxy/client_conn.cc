@@ -12,6 +12,7 @@
 #include "proxy/write_behind_batch.h"
 #include "proxy/write_plan.h"
 #include "proxy/write_through.h"
+#include "resp/ascii_case.h"
 #include "resp/errors.h"
 #include "resp/pubsub_frame.h"
 #include "resp/reply_encoder.h"
@@ -39,12 +40,6 @@ std::string shortName(std::string_view s) {
 // A command readthru sends inside MULTI in place of one the user may not run: Redis refuses
 // it as unknown, which fails the transaction's EXEC as the refusal would have.
 constexpr std::string_view kRefusedInMulti = "*1\r\n$24\r\nreadthru-refused-command\r\n";
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return r;
-}
 
 bool validNameChars(std::string_view s) {
   for (char c : s) {
@@ -329,7 +324,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       d.local != LocalCommand::kReset) {
     // What redis-server allows a RESP2 subscriber; readthru's own commands obey it too.
     std::string name(d.info->name);
-    if (d.info->has_subcommands && cmd.argv.size() > 1) name += "|" + lower(cmd.argv[1]);
+    if (d.info->has_subcommands && cmd.argv.size() > 1) name += "|" + asciiLower(cmd.argv[1]);
     if (!takeReplyExpected()) {
       completeSlot(newSlot(), std::string());  // CLIENT REPLY OFF silences errors too
       return true;
@@ -1258,7 +1253,7 @@ void ClientConn::answerClient(const resp::Command& cmd, LocalCommand which, std:
       return e.integer(static_cast<int64_t>(id_));
     case LocalCommand::kClientSetInfo: {
       if (argc != 4) return arity("setinfo");
-      std::string attr = lower(cmd.argv[2]);
+      std::string attr = asciiLower(cmd.argv[2]);
       if (attr != "lib-name" && attr != "lib-ver") {
         return e.error(fmt::format("ERR Unrecognized option '{}'", cmd.argv[2]));
       }

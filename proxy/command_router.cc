@@ -1,12 +1,8 @@
 #include "proxy/command_router.h"
 
-#include <strings.h>
+#include "resp/ascii_case.h"
 
 namespace readthru {
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 namespace {
 

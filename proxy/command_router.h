@@ -62,6 +62,4 @@ RouteDecision routeCommand(const std::vector<std::string_view>& argv);
 // readthru's own container command, READTHRU <subcommand>, unknown to Redis's command table.
 extern const resp::CommandInfo kReadthruCommandInfo;
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b);
-
 }  // namespace readthru

@@ -10,6 +10,7 @@
 #include "proxy/redis_int.h"
 #include "proxy/reply_slot.h"
 #include "proxy/server.h"
+#include "resp/ascii_case.h"
 #include "resp/reply_encoder.h"
 
 namespace readthru {

@@ -12,6 +12,7 @@
 #include "proxy/log.h"
 #include "proxy/upstream_call.h"
 #include "proxy/upstream_pool.h"
+#include "resp/ascii_case.h"
 #include "resp/reply_encoder.h"
 
 namespace readthru {

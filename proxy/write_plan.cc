@@ -8,6 +8,7 @@
 
 #include "proxy/command_router.h"
 #include "proxy/redis_int.h"
+#include "resp/ascii_case.h"
 
 namespace readthru {
 namespace {
