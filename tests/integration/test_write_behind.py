@@ -307,6 +307,39 @@ def test_concurrent_clients_writes_share_transactions_and_each_gets_its_own_repl
     ws.wait_drained("wb")
 
 
+def test_clients_that_vanish_mid_pipeline_leave_every_committed_write_in_the_database(ws, d_r):
+    """Clients send a pipeline of write-behind SETs and close their socket without reading a
+    reply, while their writes sit in transactions shared with the others. readthru keeps serving,
+    and every write Redis committed lands: each key's row equals what Redis holds."""
+    clients, per_client, keys = 12, 300, 50
+
+    def vanish(c: int) -> None:
+        with ws.endpoint.raw() as conn:
+            conn.send(b"".join(encode("SET", f"wb:vz.{(c * 7 + i) % keys}", f"c{c}.{i}")
+                               for i in range(per_client)))
+            conn.sock.close()  # mid-pipeline: most replies are still owed
+
+    threads = [threading.Thread(target=vanish, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    with ws.endpoint.raw() as conn:  # the next client is served, and seals any open transaction
+        assert conn.command("SET", "wb:vz.last", "x") == b"OK"
+        assert conn.command("GET", "wb:vz.last") == b"x"
+    # What Redis holds is the committed state: every EXEC that ran, none that did not.
+    wait_for(lambda: d_r.get("wb:vz.last") == b"x", 10, "the last write")
+    committed = {}
+    for i in range(keys):
+        v = d_r.get(f"wb:vz.{i}")
+        if v is not None:
+            committed[f"vz.{i}"] = v.decode()
+    committed["vz.last"] = "x"
+    assert len(committed) > 1, "no write of a vanished client reached Redis"
+    wait_rows(ws, "vz.", committed)
+    ws.wait_drained("wb")
+
+
 def test_a_poisoned_key_in_a_shared_entry_holds_back_only_itself(ws, r, d_r):
     """One stream entry names every key of its transaction; the good keys land, the poisoned one
     is dead-lettered, and the entry is acknowledged only once all of its keys are done."""
