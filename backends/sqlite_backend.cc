@@ -570,6 +570,13 @@ void SqliteBackend::finishCloseIfDone() {
   });
 }
 
+void SqliteBackend::continueCounters(const SqliteBackend& previous) {
+  completed_ += previous.completed_;
+  errors_ += previous.errors_;
+  timeouts_ += previous.timeouts_;
+  rejected_ += previous.rejected_;
+}
+
 SqliteStats SqliteBackend::stats() const {
   SqliteStats s;
   {

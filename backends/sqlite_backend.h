@@ -152,6 +152,10 @@ class SqliteBackend {
 
   bool closing() const { return closing_; }
   SqliteStats stats() const;
+  // A reload's backend of the same name goes on from its predecessor's counters (completed,
+  // errors, timeouts, rejected), so INFO and the metrics never go backwards. What the
+  // predecessor finishes after this call is not carried over. Loop thread, before any query.
+  void continueCounters(const SqliteBackend& previous);
   const SqliteOptions& options() const { return options_; }
 
   // Objects not yet freed, for leak checks at shutdown.

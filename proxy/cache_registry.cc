@@ -185,6 +185,13 @@ void CacheRegistry::adoptStats(const CacheRegistry& previous) {
       if (old->name() == w->name()) w->shareStats(*old);
     }
   }
+  for (Backend& b : backends_) {
+    for (const Backend& old : previous.backends_) {
+      if (old.config->name != b.config->name) continue;
+      b.sqlite->continueCounters(*old.sqlite);
+      if (b.writer != nullptr && old.writer != nullptr) b.writer->continueCounters(*old.writer);
+    }
+  }
 }
 
 Writer* CacheRegistry::findWriter(std::string_view key) {

@@ -59,6 +59,7 @@ class CacheRegistry {
 
   // The loaders and writers of `previous` with the same names hand their counters over: both
   // generations count into the same ones from now on, so statistics run on across a reload.
+  // Backends of the same name go on from their predecessors' counters.
   void adoptStats(const CacheRegistry& previous);
 
   bool empty() const { return loaders_.empty(); }

@@ -123,6 +123,32 @@ def test_sighup_with_a_changed_ttl_changes_the_next_fills_ttl(tmp_path):
         direct.close()
 
 
+def backend_counters(ls: LoaderStack) -> dict[str, int]:
+    """INFO's backend_main line: completed, errors, ... (queued and running left out)."""
+    for line in ls.info("readthru").splitlines():
+        if line.startswith("backend_main:"):
+            fields = dict(f.split("=", 1) for f in line.split(":", 1)[1].split(","))
+            return {k: int(v) for k, v in fields.items() if k not in ("kind", "queued", "running")}
+    raise AssertionError("no backend_main line in INFO")
+
+
+def test_backend_counters_run_on_across_a_reload(tmp_path):
+    with users_stack(tmp_path, [Loader("u", "u:{id:int}", USER_QUERY)]) as ls:
+        r = ls.endpoint.client()
+        for i in range(1, 6):
+            assert r.get(f"u:{i}") == f"user{i}".encode()
+        before = backend_counters(ls)
+        assert before["completed"] >= 5, before
+        rewrite(ls, [Loader("u", "u:{id:int}", USER_QUERY, ttl="100s")])
+        reload_by_signal(ls)
+        after = backend_counters(ls)
+        assert after["completed"] == before["completed"], (before, after)  # the new backend's
+        assert after["workers"] == before["workers"]
+        assert r.get("u:6") == b"user6"
+        assert backend_counters(ls)["completed"] == before["completed"] + 1
+        r.close()
+
+
 def test_added_loader_serves_its_keys_after_reload(tmp_path):
     with users_stack(tmp_path, [Loader("u", "u:{id:int}", USER_QUERY)]) as ls:
         r = ls.endpoint.client()
