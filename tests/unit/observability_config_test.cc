@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/test_bad_config.h"
 #include "tests/unit/test_temp_dir.h"
 
 #include "proxy/config.h"
@@ -50,32 +51,19 @@ TEST_CASE("observability config: values are read") {
 TEST_CASE(
     "observability config: bad values are refused naming line, column "
     "and key") {
-  struct Case {
-    std::string text;
-    std::string error;  // after "<path>:"
+  const test::BadConfig cases[] = {
+      {"log_format = \"xml\"\n", "1:14: 'log_format' must be \"text\" or \"json\""},
+      {"log_format = 1\n", "1:14: 'log_format' must be \"text\" or \"json\""},
+      {"log_format = \"JSON\"\n", "1:14: 'log_format' must be \"text\" or \"json\""},
+      {"[limits]\nlog_format = \"json\"\n", "2:1: unknown key 'limits.log_format'"},
+      {"slowlog_log_slower_than = \"10ms\"\n",
+       "1:27: 'slowlog_log_slower_than' must be an integer"},
+      {"slowlog_log_slower_than = 1.5\n", "1:27: 'slowlog_log_slower_than' must be an integer"},
+      {"slowlog_max_len = -1\n", "1:19: 'slowlog_max_len' must be between 0 and 1000000"},
+      {"slowlog_max_len = 1000001\n", "1:19: 'slowlog_max_len' must be between 0 and 1000000"},
+      {"[limits]\nslowlog_max_len = 5\n", "2:1: unknown key 'limits.slowlog_max_len'"},
   };
-  TempDir dir;
-  for (const Case& k : {
-           Case{"log_format = \"xml\"\n", "1:14: 'log_format' must be \"text\" or \"json\""},
-           Case{"log_format = 1\n", "1:14: 'log_format' must be \"text\" or \"json\""},
-           Case{"log_format = \"JSON\"\n", "1:14: 'log_format' must be \"text\" or \"json\""},
-           Case{"[limits]\nlog_format = \"json\"\n", "2:1: unknown key 'limits.log_format'"},
-           Case{"slowlog_log_slower_than = \"10ms\"\n",
-                "1:27: 'slowlog_log_slower_than' must be an integer"},
-           Case{"slowlog_log_slower_than = 1.5\n",
-                "1:27: 'slowlog_log_slower_than' must be an integer"},
-           Case{"slowlog_max_len = -1\n", "1:19: 'slowlog_max_len' must be between 0 and 1000000"},
-           Case{"slowlog_max_len = 1000001\n",
-                "1:19: 'slowlog_max_len' must be between 0 and 1000000"},
-           Case{"[limits]\nslowlog_max_len = 5\n", "2:1: unknown key 'limits.slowlog_max_len'"},
-       }) {
-    CAPTURE(k.text);
-    std::string path = dir.write("bad.toml", k.text);
-    Config c;
-    std::string error;
-    CHECK_FALSE(loadConfigFile(path, &c, &error));
-    CHECK(error == path + ":" + k.error);
-  }
+  test::checkRefused(cases);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/test_bad_config.h"
 #include "tests/unit/test_temp_dir.h"
 
 #include "proxy/config.h"
@@ -55,11 +56,7 @@ TEST_CASE("unixsocket config: unixsocketperm is octal, as in redis.conf or TOML'
 TEST_CASE("unixsocket config: bad values are refused naming line, column and key") {
   const std::string perm_error =
       "1:18: 'unixsocketperm' must be permission bits in octal, e.g. 770 or 0o770";
-  struct Case {
-    std::string text;
-    std::string error;  // after "<path>:"
-  };
-  const Case cases[] = {
+  const test::BadConfig cases[] = {
       {"unixsocketperm = 780\n", perm_error},
       {"unixsocketperm = 1777\n", perm_error},
       {"unixsocketperm = 0o1777\n", perm_error},
@@ -70,16 +67,10 @@ TEST_CASE("unixsocket config: bad values are refused naming line, column and key
       {"unixsocket = \"/" + std::string(107, 'a') + "\"\n",
        "1:14: 'unixsocket' is too long: a unix socket path must be under 108 bytes"},
   };
-  TempDir dir;
-  for (const Case& k : cases) {
-    CAPTURE(k.text);
-    std::string path = dir.write("bad.toml", k.text);
-    Config c;
-    std::string error;
-    CHECK_FALSE(loadConfigFile(path, &c, &error));
-    CHECK(error == path + ":" + k.error);
-  }
+  test::checkRefused(cases);
   // The longest path that fits a socket address is accepted.
+  TempDir dir;
+  // (the line below) that fits a socket address is accepted.
   Config c;
   std::string error;
   std::string longest = "/" + std::string(106, 'a');
