@@ -22,6 +22,22 @@
 
 namespace {
 
+// libuv puts a signal's default action back when the last watcher of it stops, so while the
+// server's loop winds down (its watchers closed, the process about to exit 0) a second SIGTERM
+// or SIGINT would kill it, and a SIGHUP too. Watchers on a loop that never runs and is never
+// closed keep libuv's handler installed for the life of the process; what they catch is dropped.
+void holdSignalHandlers() {
+  static uv_loop_t idle_loop;
+  static uv_signal_t watchers[3];
+  static const int kSignals[3] = {SIGTERM, SIGINT, SIGHUP};
+  uv_loop_init(&idle_loop);
+  for (int i = 0; i < 3; ++i) {
+    uv_signal_init(&idle_loop, &watchers[i]);
+    uv_signal_start(
+        &watchers[i], [](uv_signal_t*, int) {}, kSignals[i]);
+  }
+}
+
 void usage(FILE* f) {
   fprintf(f,
           "Usage: readthru [--config FILE] [--listen HOST:PORT] [--upstream HOST:PORT]\n"
@@ -128,6 +144,7 @@ int main(int argc, char** argv) {
       printf("readthru: configuration OK\n");
       return 0;
     }
+    holdSignalHandlers();
     Server server(&loop, config, registry, source);
     if (!server.start(&error)) {
       log::error("{}", error);

@@ -312,11 +312,7 @@ void Server::maybeFinish() {
         reinterpret_cast<uv_handle_t*>(&sighup_)}) {
     uv_close(h, nullptr);
   }
-  // Closing the watchers restored the default action; a second SIGTERM (or a SIGHUP) while the
-  // loop winds down must not kill a process that is about to exit 0.
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
+  // A SIGTERM from here on is caught and dropped by main's holdSignalHandlers.
 }
 
 }  // namespace readthru

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import HOST
+from harness import HOST, Readthru
 from resp_client import RespError, encode, parse, Incomplete
 
 pytestmark = pytest.mark.proxy_only
@@ -79,3 +79,23 @@ def test_sigterm_after_traffic_leaves_upstream_consistent(make_stack):
     rc = stack.proxy.stop(timeout=PROMPT)
     assert rc == 0, stack.proxy.log()
     assert stack.direct.client().dbsize() == 2000
+
+
+def test_sigterm_repeated_while_exiting_still_exits_zero(make_stack, tmp_path):
+    # A supervisor (or an impatient operator) may signal again while readthru winds down; once the
+    # clients are gone the process is about to exit 0 and a second SIGTERM must not kill it.
+    stack = make_stack()
+    for i in range(20):
+        proxy = Readthru(tmp_path / f"again{i}", stack.upstream.port).start()
+        with proxy.endpoint.raw() as c:
+            proxy.proc.send_signal(signal.SIGTERM)
+            _, closed = c.read_until_close(PROMPT)
+            assert closed
+        deadline = time.monotonic() + PROMPT
+        while proxy.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                proxy.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                break
+        rc = proxy.stop(timeout=PROMPT)
+        assert rc == 0, f"round {i}: exit code {rc}; stderr:\n{proxy.log()}"
