@@ -146,6 +146,26 @@ cpu_ticks() {
   set -- $s
   echo $(( ${12} + ${13} ))
 }
+# thread_ticks PID: "LOOP WORKERS", utime+stime in clock ticks of the process's main (event loop)
+# thread and of all its other threads together (readthru: the SQLite workers, libuv's pool)
+thread_ticks() {
+  local pid=$1 t s loop=0 rest=0
+  for t in /proc/"$pid"/task/*; do
+    s=$(cat "$t/stat" 2>/dev/null) || continue
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    if [ "${t##*/}" = "$pid" ]; then loop=$((loop + ${12} + ${13})); else rest=$((rest + ${12} + ${13})); fi
+  done
+  echo "$loop $rest"
+}
+# children_cpu FILE: sets CHILD_CPU_S to the user+sys CPU seconds of this shell's finished
+# children so far (the `times` builtin, via FILE). Call it plainly, not in $(...): a subshell
+# has no children of its own to report.
+children_cpu() {
+  times >"$1"
+  CHILD_CPU_S=$(awk 'NR == 2 { n = split($0, f, /[ms ]+/); printf "%.4f", f[1] * 60 + f[2] + f[3] * 60 + f[4] }' "$1")
+}
 us_per_req() {
   if [ "$1" = NA ] || [ "$2" = NA ]; then echo null; return; fi
   awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)*1e6/hz/n}'

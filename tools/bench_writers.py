@@ -150,6 +150,59 @@ def tput(recs):
     for v in verdicts:
         print("- " + v)
     print()
+    cpu_split(runs)
+
+
+def cpu_split(runs):
+    """Where the CPU of a write goes, and what that allows: on two saturated cores, throughput
+    goes as 1 / (CPU per request, all processes), so the database writes alone bound the ratio."""
+    if not any(r.get("client_us") is not None for r in runs):
+        return
+    print("Where the CPU goes, us per SET (medians; readthru split into its event-loop thread and "
+          "its other threads, which are the SQLite workers; client: redis-benchmark):")
+    print()
+    out, bounds = [], []
+    for row in sorted({r["row"] for r in runs}, key=lambda x: (x != "c50-P1", x)):
+        totals = {}
+        for target in ("redis", "readthru-plain", "readthru-behind"):
+            rs = [r for r in runs if r["row"] == row and r["target"] == target]
+            if not rs:
+                continue
+            behind = target == "readthru-behind"
+
+            def tot(r, drained=False):
+                parts = [r.get("client_us"), r.get("redis_us_drained" if drained else "redis_us")]
+                if target != "redis":
+                    parts.append(r.get("proxy_us_drained" if drained else "proxy_us"))
+                return None if any(v is None for v in parts) else sum(parts)
+            totals[target] = med([tot(r) for r in rs])
+            out.append([
+                row, TPUT_NAMES[target],
+                fmt(med([r.get("client_us") for r in rs])),
+                fmt(med([r.get("loop_us") for r in rs])) if target != "redis" else "-",
+                fmt(med([r.get("workers_us") for r in rs])) if target != "redis" else "-",
+                fmt(med([r.get("workers_us_drained") for r in rs])) if behind else "-",
+                fmt(med([r["redis_us"] for r in rs])),
+                fmt(totals[target]),
+                fmt(med([tot(r, True) for r in rs])) if behind else "-",
+            ])
+            if behind and totals.get("readthru-plain"):
+                db = med([r.get("workers_us_drained") for r in rs])
+                if db is not None:
+                    bounds.append("%s: plain forwarding costs %s us of CPU per SET in all; the behind "
+                                  "writer's SQLite threads alone add %s (run + drain), so even a queue "
+                                  "costing Redis and the loop thread nothing could reach about %s of "
+                                  "plain forwarding on these cores" % (
+                                      row, fmt(totals["readthru-plain"], ".1f"), fmt(db, ".1f"),
+                                      fmt(totals["readthru-plain"] / (totals["readthru-plain"] + db),
+                                          ".2f")))
+    print(table(["row", "target", "client", "readthru loop thread", "readthru SQLite threads",
+                 "SQLite threads incl. drain", "redis-server", "all, run",
+                 "all incl. drain"], out, ["l", "l"] + ["r"] * 7))
+    print()
+    for b in bounds:
+        print("- " + b)
+    print()
 
 
 # ---------------------------------------------------------------- 2. coalescing

@@ -10,7 +10,9 @@
 #             writer on user:{id} (redis-benchmark's keys are zero-padded, so {id}, not {id:int})
 #             against readthru with no writers and direct redis-server. CPU us per request of
 #             readthru and redis-server during the run, and including the flusher's catch-up
-#             after it (the run's backlog in the stream, drained before the next run).
+#             after it (the run's backlog in the stream, drained before the next run); then the
+#             CPU split per SET: redis-benchmark, readthru's event-loop thread, its other (SQLite)
+#             threads, redis-server, and what ratio the SQLite work alone leaves reachable.
 #   coalesce  database rows written per 1,000 writes: --coalesce-writes (100,000) SETs from 50
 #             clients over 100 keys, over 1,000 keys (uniformly random) and over distinct keys
 #             (each once), through the behind writer; then the wait until the stream and the
@@ -330,10 +332,14 @@ if only tput; then
         [ "$target" = readthru-behind ] && st0=$("$LOADGEN" stats --stats-port "$port" --writer user)
         la=$(load1)
         r0=$(cpu_ticks "$REDIS_PID"); p0=NA; [ -n "$ppid" ] && p0=$(cpu_ticks "$ppid")
+        t0="NA NA"; [ -n "$ppid" ] && t0=$(thread_ticks "$ppid")
+        children_cpu "$TMP/times"; c0=$CHILD_CPU_S
         out=$(timeout "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" \
                 -P "$pipe" -n "$nreq" -r "$KEYSPACE" --csv SET 'user:__rand_int__' "$VALUE" 2>"$TMP/run.err")
         rc=$?
+        children_cpu "$TMP/times"; c1=$CHILD_CPU_S
         r1=$(cpu_ticks "$REDIS_PID"); p1=NA; [ -n "$ppid" ] && p1=$(cpu_ticks "$ppid")
+        t1="NA NA"; [ -n "$ppid" ] && t1=$(thread_ticks "$ppid")
         # the data line: "<command>","rps","avg","min","p50","p95","p99","max" (the command
         # holds the value's quotes and commas: take the last 7 fields)
         line=$(printf '%s\n' "$out" | grep '^"SET ' | tail -n 1)
@@ -347,17 +353,20 @@ if only tput; then
         read -r rps p50 p99 <<<"$(awk -F, '{gsub(/"/,""); print $(NF-6), $(NF-3), $(NF-1)}' <<<"$line")"
         proxy_us=null; [ -n "$ppid" ] && proxy_us=$(us_per_req "$p0" "$p1" "$nreq")
         redis_us=$(us_per_req "$r0" "$r1" "$nreq")
-        rec="{\"bench\":\"tput\",\"target\":\"$target\",\"row\":\"$row\",\"requests\":$nreq,\"ops_per_s\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"proxy_us\":$proxy_us,\"redis_us\":$redis_us,\"load1\":$la}"
+        client_us=$(awk -v a="$c0" -v b="$c1" -v n="$nreq" 'BEGIN{printf "%.3f", (b-a)*1e6/n}')
+        read -r tl0 tw0 <<<"$t0"; read -r tl1 tw1 <<<"$t1"
+        rec="{\"bench\":\"tput\",\"target\":\"$target\",\"row\":\"$row\",\"requests\":$nreq,\"ops_per_s\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"proxy_us\":$proxy_us,\"redis_us\":$redis_us,\"client_us\":$client_us,\"loop_us\":$(us_per_req "$tl0" "$tl1" "$nreq"),\"workers_us\":$(us_per_req "$tw0" "$tw1" "$nreq"),\"load1\":$la}"
         extra=""
         if [ "$target" = readthru-behind ]; then
           # the flusher's catch-up: until the stream is empty, CPU included
           dr=$(wait_drained) || dr=""
           r2=$(cpu_ticks "$REDIS_PID"); p2=$(cpu_ticks "$ppid")
+          read -r tl2 tw2 <<<"$(thread_ticks "$ppid")"
           if [ -z "$dr" ]; then
             NOTES+=("tput round $round $row: the write-behind drain failed: $(tail -n 1 "$TMP/loadgen.err")")
             dr="{}"
           fi
-          rec=$(jmerge "$rec" "{\"proxy_us_drained\":$(us_per_req "$p0" "$p2" "$nreq"),\"redis_us_drained\":$(us_per_req "$r0" "$r2" "$nreq")}")
+          rec=$(jmerge "$rec" "{\"proxy_us_drained\":$(us_per_req "$p0" "$p2" "$nreq"),\"redis_us_drained\":$(us_per_req "$r0" "$r2" "$nreq"),\"loop_us_drained\":$(us_per_req "$tl0" "$tl2" "$nreq"),\"workers_us_drained\":$(us_per_req "$tw0" "$tw2" "$nreq")}")
           rec=$(jmerge "$rec" "$dr")
           rec=$(jmerge "$rec" "${st0//\"rt_/\"rt0_}")
           extra=$(sed -E 's/.*"backlog":([0-9]+).*"drain_s":([-0-9.]+).*/  backlog \1, drained in \2 s/' <<<"$dr")
