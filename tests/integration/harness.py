@@ -153,6 +153,7 @@ def write_config(
     log_format: str | None = None,
     slowlog_log_slower_than: int | None = None,
     slowlog_max_len: int | None = None,
+    shutdown_timeout: str | None = None,
 ) -> Path:
     """The one place that knows readthru's config format (conf/readthru.toml documents it).
 
@@ -166,6 +167,8 @@ def write_config(
         top += f"slowlog_log_slower_than = {slowlog_log_slower_than}\n"
     if slowlog_max_len is not None:
         top += f"slowlog_max_len = {slowlog_max_len}\n"
+    if shutdown_timeout is not None:
+        top += f'shutdown_timeout = "{shutdown_timeout}"\n'
     if requirepass is not None:
         top += f'requirepass = "{requirepass}"\n'
     if unixsocket is not None:

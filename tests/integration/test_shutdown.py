@@ -99,3 +99,23 @@ def test_sigterm_repeated_while_exiting_still_exits_zero(make_stack, tmp_path):
                 break
         rc = proxy.stop(timeout=PROMPT)
         assert rc == 0, f"round {i}: exit code {rc}; stderr:\n{proxy.log()}"
+
+
+def test_second_sigterm_during_the_drain_closes_clients_at_once(make_stack):
+    # Neither the BLPOP nor the shutdown deadline would end the drain within PROMPT.
+    stack = make_stack(shutdown_timeout="60s")
+    proxy = stack.proxy
+    with stack.endpoint.raw() as c:
+        c.send(encode("BLPOP", "never-pushed", "60"))  # a reply owed for up to a minute
+        time.sleep(0.2)
+        proxy.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert proxy.proc.poll() is None, "readthru did not wait for the reply it owes"
+        started = time.monotonic()
+        proxy.proc.send_signal(signal.SIGTERM)
+        _, closed = c.read_until_close(PROMPT)
+        assert closed
+    rc = proxy.stop(timeout=PROMPT)
+    assert rc == 0, f"exit code {rc}; stderr:\n{proxy.log()}"
+    assert time.monotonic() - started < PROMPT
+    assert "again: closing every client now" in proxy.log()
