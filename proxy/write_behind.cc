@@ -64,6 +64,31 @@ end
 return 0
 )lua";
 
+// KEYS[1]: a writer's stream, ARGV[1]: its consumer group. Removes the entries the group is done
+// with: those before its first pending (delivered, unacknowledged) entry or, with none pending,
+// up to its last delivered one. One XTRIM per cycle instead of XDEL of each acknowledged entry:
+// XDEL leaves tombstones inside the stream's nodes that later reads step over, and costs Redis
+// about ten times as much per entry.
+constexpr std::string_view kTrimScript = R"lua(
+local min = redis.call('XPENDING', KEYS[1], ARGV[1])[2]
+if not min then
+  local last
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, delivered
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then delivered = g[i + 1] end
+    end
+    if name == ARGV[1] then last = delivered end
+  end
+  if not last then return 0 end
+  local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+  if not ms then return 0 end
+  min = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', min)
+)lua";
+
 // KEYS[1]: the lease. ARGV: this process's id, the lease in ms. 1 when this process holds it.
 constexpr std::string_view kLeaseScript = R"lua(
 local v = redis.call('GET', KEYS[1])
@@ -568,19 +593,25 @@ class WriteBehind::Flusher {
     done(more, false);
   }
 
+  // The entries leave the stream at the cycle's end (updateQueue).
   void acknowledge(const std::vector<std::string>& ids) {
     if (ids.empty()) return;
     std::vector<std::string> ack = {"XACK", stream_, std::string(kGroup)};
-    std::vector<std::string> del = {"XDEL", stream_};
     ack.insert(ack.end(), ids.begin(), ids.end());
-    del.insert(del.end(), ids.begin(), ids.end());
     callUpstream(conn(), ack, [](const redisReply*) {});
-    callUpstream(conn(), del, [](const redisReply*) {});
   }
 
+  // The end of a cycle: trims what was acknowledged, then reads the queue's length.
   void updateQueue(bool had_entries) {
     queue_.oldest_pending_ms =
         had_entries && oldest_id_ms_ > 0 ? wallMillis() - std::min(wallMillis(), oldest_id_ms_) : 0;
+    callUpstream(conn(), {"EVAL", std::string(kTrimScript), "1", stream_, std::string(kGroup)},
+                 [stream = stream_](const redisReply* r) {
+                   // No `this`: a retired flusher may be gone when the reply comes.
+                   if (r != nullptr && replyIsError(r)) {
+                     log::warning("trimming {}: {}", stream, replyString(r));
+                   }
+                 });
     // Outlives the cycle: counted, so that a retired flusher waits for it.
     ++calls_;
     bool sent = callUpstream(conn(), {"XLEN", stream_}, [this](const redisReply* r) {

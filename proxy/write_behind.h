@@ -10,8 +10,9 @@
 //   the lease key readthru:wb:<writer>:lease)
 //     XAUTOCLAIM (entries left pending: earlier failures, a crashed process) or XREADGROUP (new)
 //     -> coalesce by key: the key's latest state from the pending hash (last write wins; a delete
-//        after a write is a delete) -> one database transaction -> XACK + XDEL, and the pending
-//        fields cleared unless they changed meanwhile
+//        after a write is a delete) -> one database transaction -> XACK, and the pending
+//        fields cleared unless they changed meanwhile; at the cycle's end, one XTRIM MINID of
+//        what the group is done with
 //     a failed batch: each key alone; a key that keeps failing (not a locked or read-only
 //     database, which is only waited out) goes to readthru:wb:<writer>:dead after max_attempts
 //   read-through miss on a key with a pending state: answered (and Redis refilled) from it

@@ -240,7 +240,7 @@ class WriterStack(LoaderStack):
     def wait_drained(self, name: str, timeout: float = 30.0,
                      endpoints: Iterable[harness.Endpoint] | None = None) -> None:
         """Until every readthru reports queue_length 0 for writer `name` and its stream is empty
-        (entries are XACKed and XDELed once written)."""
+        (entries are XACKed once written, and trimmed at the end of the flusher's cycle)."""
         eps = list(endpoints) if endpoints is not None else [self.endpoint]
         client = self.direct.client()
         try:
