@@ -108,7 +108,9 @@ def stampede_group(runs, cal_ms, cal_min):
     hdr = ["side", "loads/key/expiry", "loads", "expiries", "loads/key/(T/ttl)", "GETs/s",
            "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "runs"]
     rows = []
-    labels = {"readthru": "readthru", "refresh": "readthru + refresh_ahead 0.2",
+    fractions = sorted({r.get("refresh_ahead", 0.2) for r in by_mode.get("refresh", [])})
+    labels = {"readthru": "readthru",
+              "refresh": "readthru + refresh_ahead " + "/".join("%g" % f for f in fractions),
               "recipe": "recipe (lock + 100 ms retry)"}
     for mode in ("readthru", "refresh", "recipe"):
         rs = by_mode.get(mode)

@@ -38,6 +38,9 @@
 #                         the 200 client threads otherwise take CPU from readthru's backend
 #                         workers; with N > 0 the clients yield, as if they were on other hosts
 #                         (the recipe's own queries run in the clients, so they yield too)
+#   --refresh-ahead F     stampede: the refresh-ahead side's refresh_ahead (default 0.2). A key
+#                         is reloaded about once per (1 - F) of its TTL, so F also sets the extra
+#                         loads; the reload has F x ttl to finish before the key would expire
 #   --cold-count N        distinct keys per cold-miss run (default 20000)
 #   --cold-clients LIST   client counts for the cold-miss runs (default 1,50)
 #   --requests-p1 N       redis-benchmark -n for 50 clients -P 1  (default 100000)
@@ -68,6 +71,7 @@ CLIENTS=200
 QUERY_MS=20
 THINK_US="0"
 CLIENT_NICE=0
+REFRESH_AHEAD=0.2
 HOT_KEYS=100
 COLD_COUNT=20000
 COLD_CLIENTS="1,50"
@@ -92,6 +96,7 @@ while [ $# -gt 0 ]; do
     --query-ms) need_arg "$@"; QUERY_MS=$2; shift 2 ;;
     --think-us) need_arg "$@"; THINK_US=$2; shift 2 ;;
     --client-nice) need_arg "$@"; CLIENT_NICE=$2; shift 2 ;;
+    --refresh-ahead) need_arg "$@"; REFRESH_AHEAD=$2; shift 2 ;;
     --cold-count) need_arg "$@"; COLD_COUNT=$2; SET_BY_USER[COLD_COUNT]=1; shift 2 ;;
     --cold-clients) need_arg "$@"; COLD_CLIENTS=$2; shift 2 ;;
     --requests-p1) need_arg "$@"; REQ_P1=$2; SET_BY_USER[REQ_P1]=1; shift 2 ;;
@@ -119,6 +124,7 @@ for v in ROUNDS HIT_ROUNDS DURATION CLIENTS QUERY_MS COLD_COUNT REQ_P1 REQ_P16; 
 done
 [[ $CLIENT_NICE =~ ^([0-9]|1[0-9])$ ]] || die "--client-nice: 0..19"
 [[ $THINK_US =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--think-us: comma list of microseconds"
+[[ $REFRESH_AHEAD =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || die "--refresh-ahead: a fraction between 0 and 1, like 0.2"
 [[ $COLD_CLIENTS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--cold-clients: comma list of counts"
 for b in ${ONLY//,/ }; do
   case "$b" in stampede|cold|hits) ;; *) die "--only: unknown benchmark '$b'" ;; esac
@@ -191,7 +197,7 @@ query = "$HOT_SQL"
 ttl = "5s"
 jitter = "1s"
 timeout = "5s"
-refresh_ahead = 0.2
+refresh_ahead = $REFRESH_AHEAD
 
 [[loaders]]
 name = "user"
@@ -276,7 +282,7 @@ if only stampede; then
         echo "$PROG: WARNING: stampede round $round think ${think}us $mode failed (rc=$rc): $(tail -n 2 "$TMP/loadgen.err")" >&2
         NOTES+=("stampede round $round think ${think}us $mode failed (rc=$rc)")
       else
-        raw "$round" "${out%\}},\"client_nice\":$CLIENT_NICE,\"redis_cpu_s\":$(us_per_req "$r0" "$r1" 1000000),\"rt_cpu_s\":$(us_per_req "$p0" "$p1" 1000000)}"
+        raw "$round" "${out%\}},\"client_nice\":$CLIENT_NICE,\"refresh_ahead\":$REFRESH_AHEAD,\"redis_cpu_s\":$(us_per_req "$r0" "$r1" 1000000),\"rt_cpu_s\":$(us_per_req "$p0" "$p1" 1000000)}"
         echo "$PROG: stampede round $round/$ROUNDS think ${think}us $mode: $out" >&2
       fi
       check_alive
