@@ -70,7 +70,6 @@ TEST_CASE("unixsocket config: bad values are refused naming line, column and key
   test::checkRefused(cases);
   // The longest path that fits a socket address is accepted.
   TempDir dir;
-  // (the line below) that fits a socket address is accepted.
   Config c;
   std::string error;
   std::string longest = "/" + std::string(106, 'a');
