@@ -328,6 +328,9 @@ class WriteBehind::Flusher {
       next->attempts_ = std::move(attempts_);
       next->queue_ = queue_;
       next->start();
+    } else {
+      log::info("writer '{}': its flusher has stopped; {} keeps what is still queued", w_->name(),
+                stream_);
     }
     finished_ = true;
     maybeFree();

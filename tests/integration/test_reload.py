@@ -551,7 +551,11 @@ def test_a_removed_write_behind_writer_leaves_its_queue_in_redis_until_it_return
                 assert r.set(f"wb:{i}", f"v{i}")
             rewrite(ws, [], writers=[])
             reload_by_signal(ws)
-        wait_for(lambda: log_count(ws, "writer 'wb' is no longer a write-behind writer") == 1, 10)
+            wait_for(lambda: log_count(ws, "writer 'wb' is no longer a write-behind writer") == 1,
+                     10)
+            # A batch the flusher had begun may still commit once the gate opens (it was read
+            # before the reload): hold the gate until the flusher says it has stopped.
+            wait_for(lambda: log_count(ws, "writer 'wb': its flusher has stopped") == 1, 10)
         # The flusher stopped: nothing reaches the database, the entries wait in the stream.
         time.sleep(0.5)
         assert direct.xlen("readthru:wb:wb") >= 1
