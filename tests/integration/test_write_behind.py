@@ -327,17 +327,26 @@ def test_clients_that_vanish_mid_pipeline_leave_every_committed_write_in_the_dat
     with ws.endpoint.raw() as conn:  # the next client is served, and seals any open transaction
         assert conn.command("SET", "wb:vz.last", "x") == b"OK"
         assert conn.command("GET", "wb:vz.last") == b"x"
-    # What Redis holds is the committed state: every EXEC that ran, none that did not.
+    # What Redis holds is the committed state: every EXEC that ran, none that did not. A vanished
+    # client's transaction may still be committing: the state is read again at every poll.
     wait_for(lambda: d_r.get("wb:vz.last") == b"x", 10, "the last write")
-    committed = {}
-    for i in range(keys):
-        v = d_r.get(f"wb:vz.{i}")
-        if v is not None:
-            committed[f"vz.{i}"] = v.decode()
-    committed["vz.last"] = "x"
-    assert len(committed) > 1, "no write of a vanished client reached Redis"
-    wait_rows(ws, "vz.", committed)
+
+    def committed() -> dict:
+        state = {}
+        for i in range(keys):
+            v = d_r.get(f"wb:vz.{i}")
+            if v is not None:
+                state[f"vz.{i}"] = v.decode()
+        state["vz.last"] = d_r.get("wb:vz.last").decode()
+        return state
+
+    wait_for(lambda: rows_like(ws, "vz.") == committed(), DRAIN_TIMEOUT,
+             "the rows vz.* to equal what Redis holds")
     ws.wait_drained("wb")
+    # Nothing is queued any more: Redis's state is final, and the database still has it.
+    final = committed()
+    assert len(final) > 1, "no write of a vanished client reached Redis"
+    wait_rows(ws, "vz.", final)
 
 
 def test_a_poisoned_key_in_a_shared_entry_holds_back_only_itself(ws, r, d_r):
@@ -407,11 +416,16 @@ def test_10000_writes_to_100_keys_are_coalesced_into_batches(ws, r):
     audit_before = len(audit_of(ws, "c"))
     pipe = r.pipeline(transaction=False)
     start = time.monotonic()
-    for i in range(n):
-        pipe.set(f"wb:c{i % keys}", f"v{i}")
-        if (i + 1) % 500 == 0:
-            assert pipe.execute() == [True] * 500
-    write_s = time.monotonic() - start
+    # The database is locked while the writes are made, however long that takes (ASan, a loaded
+    # machine): no flush can commit, so all 10000 queue up and the flushes that follow must
+    # coalesce them. Without the lock a slow writer would let every 100ms cycle write a row per key.
+    with WriteGate(ws.db_path):
+        for i in range(n):
+            pipe.set(f"wb:c{i % keys}", f"v{i}")
+            if (i + 1) % 500 == 0:
+                assert pipe.execute() == [True] * 500
+        write_s = time.monotonic() - start
+        assert len(audit_of(ws, "c")) == audit_before  # nothing could be written yet
     final = {f"c{k}": f"v{n - keys + k}" for k in range(keys)}  # the last write to each key
     wait_rows(ws, "c", final)
     ws.wait_drained("wb")
@@ -424,7 +438,9 @@ def test_10000_writes_to_100_keys_are_coalesced_into_batches(ws, r):
     assert delta["batches"] >= 1, delta
     assert delta["coalesced"] > 0, delta
     assert delta["db_writes"] >= keys, delta
-    assert delta["db_writes"] <= n // 2, f"hardly coalesced: {delta}"
+    # Each key's final state is written once; a batch that read its states before the lock was
+    # released (one at most: a flusher's cycles run one at a time) may have written a key before.
+    assert delta["db_writes"] <= 2 * keys, f"hardly coalesced: {delta}"
     assert row_writes == delta["db_writes"], (row_writes, delta)
     assert delta["dead_letters"] == 0, delta
     # the pending hash is cleared once written
@@ -760,7 +776,11 @@ def test_sigterm_waits_for_a_database_that_recovers_within_shutdown_timeout(make
 
 
 def test_two_readthru_processes_write_each_entry_once_and_both_serve(make_ws):
-    ws = make_ws()
+    # flush_interval 1s: a lease of 6s (6 intervals), renewed at every cycle's start. A cycle
+    # slowed down past the lease (ASan, a loaded machine) would let the other process claim the
+    # entries it is writing.
+    ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
+                                 flush_interval="1s")])
     second = ws.start_extra_proxy()
     eps = [ws.endpoint, second.endpoint]
     n = 2000
