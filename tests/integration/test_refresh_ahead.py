@@ -22,8 +22,10 @@ INSERT INTO products VALUES (1, 'chair', 9.5), (2, 'desk', 20);
 
 
 def test_a_hot_key_is_reloaded_before_it_expires(tmp_path):
+    # A TTL of 8s, refreshed past its half: every step has seconds to spare on a slow machine.
+    ttl_ms = 8000
     ls = LoaderStack(tmp_path, db_script=SCHEMA, loaders=[
-        Loader("u", "u:{id:int}", "SELECT name FROM users WHERE id = :id", ttl="2s",
+        Loader("u", "u:{id:int}", "SELECT name FROM users WHERE id = :id", ttl=f"{ttl_ms}ms",
                extra={"refresh_ahead": 0.5})])
     try:
         r = ls.endpoint.client()
@@ -34,18 +36,26 @@ def test_a_hot_key_is_reloaded_before_it_expires(tmp_path):
         db_execute(ls.db_path, "UPDATE users SET name = 'ann2' WHERE id = 1")
         assert r.get("u:1") == b"ann"
         assert ls.loader_stats("u")["refreshes"] == 0
-        # Past half of it, a hit still answers the cached value, and reloads in the background.
-        time.sleep(1.2)
+        # Past half of it (Redis's own clock says so, with half a second to spare), a hit still
+        # answers the cached value, and reloads in the background.
+        wait_for(lambda: direct.pttl("u:1") <= ttl_ms // 2 - 500, ttl_ms / 1000,
+                 "the cached value to be past half of its TTL")
         assert r.get("u:1") == b"ann"
         wait_for(lambda: direct.get("u:1") == b"ann2", 5, "the refreshed value in Redis")
+        refreshed = time.monotonic()
         stats = ls.loader_stats("u")
         assert stats["refreshes"] == 1 and stats["loads"] == 2 and stats["misses"] == 1, stats
-        assert 1000 < direct.pttl("u:1") <= 2000  # a fresh TTL
-        # Kept hot, the key never expires: every read is a hit.
-        for _ in range(8):
-            time.sleep(0.4)
+        assert ttl_ms // 2 < direct.pttl("u:1") <= ttl_ms  # a fresh TTL
+        # Kept hot, the key never expires: every read is a hit, until well past the end of the
+        # TTL the refresh gave it (so it was refreshed again meanwhile).
+        while True:
+            time.sleep(0.5)
+            past_ttl = time.monotonic() > refreshed + ttl_ms / 1000 + 0.5
             assert r.get("u:1") == b"ann2"
-        assert ls.loader_stats("u")["misses"] == 1
+            if past_ttl:
+                break
+        stats = ls.loader_stats("u")
+        assert stats["misses"] == 1 and stats["refreshes"] >= 2, stats
         r.close()
         direct.close()
     finally:
