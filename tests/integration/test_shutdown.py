@@ -8,6 +8,7 @@ import pytest
 
 from harness import HOST, Readthru
 from resp_client import RespError, encode, parse, Incomplete
+from writer_stack import wait_for
 
 pytestmark = pytest.mark.proxy_only
 
@@ -105,10 +106,15 @@ def test_second_sigterm_during_the_drain_closes_clients_at_once(make_stack):
     # Neither the BLPOP nor the shutdown deadline would end the drain within PROMPT.
     stack = make_stack(shutdown_timeout="60s")
     proxy = stack.proxy
+    direct = stack.direct.client()
     with stack.endpoint.raw() as c:
         c.send(encode("BLPOP", "never-pushed", "60"))  # a reply owed for up to a minute
-        time.sleep(0.2)
+        # The BLPOP is in flight once Redis counts a blocked client.
+        wait_for(lambda: direct.info("clients")["blocked_clients"] == 1, PROMPT, "the BLPOP")
+        direct.close()
         proxy.proc.send_signal(signal.SIGTERM)
+        # The first SIGTERM is handled (a second one sent before could merge with it).
+        wait_for(lambda: "SIGTERM received" in proxy.log(), PROMPT, "the first SIGTERM's log")
         time.sleep(0.5)
         assert proxy.proc.poll() is None, "readthru did not wait for the reply it owes"
         started = time.monotonic()
