@@ -396,10 +396,14 @@ def test_reload_under_load_drops_no_client_and_answers_every_load(tmp_path):
     slow = burn_sql(20, "SELECT v FROM items WHERE id = :id")
     # The second configuration's query differs in text only: a load started under one is not
     # joined by a miss under the other (it loads again), which must not show either.
+    # Loads queue behind the slow ones on 4 workers, the more so on a loaded machine: a timeout
+    # of 30s (not the default 2s, counted from when a load is queued) is never what answers them.
     configs = [
-        [Loader("u", "u:{id:int}", USER_QUERY, ttl="1h"), Loader("i", "i:{id:int}", slow)],
-        [Loader("u", "u:{id:int}", USER_QUERY, ttl="30m"),
-         Loader("i", "i:{id:int}", slow + " ", ttl="2h"), Loader("x", "x:{id}", USER_QUERY)],
+        [Loader("u", "u:{id:int}", USER_QUERY, ttl="1h", timeout="30s"),
+         Loader("i", "i:{id:int}", slow, timeout="30s")],
+        [Loader("u", "u:{id:int}", USER_QUERY, ttl="30m", timeout="30s"),
+         Loader("i", "i:{id:int}", slow + " ", ttl="2h", timeout="30s"),
+         Loader("x", "x:{id}", USER_QUERY)],
     ]
     ls = LoaderStack(tmp_path, db_script=SCHEMA, db_inserts=USERS, loaders=configs[0],
                      backends=[Backend(str(tmp_path / "app.db"), workers=4)])
