@@ -459,9 +459,9 @@ class ConfigReader {
         fail(t.get("timeout")->source(), "'timeout' must be more than 0");
         return;
       }
-      if (l.refresh_ahead > 0 && (l.ttl_ms == 0 || l.type == LoaderType::kHash)) {
+      if (l.refresh_ahead > 0 && l.ttl_ms == 0) {
         fail(t.get("refresh_ahead")->source(),
-             "'refresh_ahead' needs a 'ttl' and a string or json loader");
+             "'refresh_ahead' needs a 'ttl' (a value without expiry never needs a reload)");
         return;
       }
     }

@@ -4,6 +4,7 @@
 #include "proxy/read_through_request.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/write_behind.h"
+#include "resp/flat_reply.h"
 #include "resp/reply_encoder.h"
 
 namespace readthru {
@@ -21,6 +22,38 @@ struct Known {
   const resp::CommandInfo* flushdb = resp::findCommand("flushdb");
   const resp::CommandInfo* swapdb = resp::findCommand("swapdb");
 };
+
+// Refresh-ahead of a string: replaces the value only if it is still the one the refresh started
+// from and still runs out within the refresh window (a value written since with a TTL of its
+// own, or none, is not readthru's to reload).
+// KEYS[1] the key; ARGV[1] the old value, ARGV[2] the new one, ARGV[3] its TTL in ms, ARGV[4] the
+// window in ms.
+constexpr std::string_view kRefreshScript =
+    "local left = redis.call('PTTL', KEYS[1]) "
+    "if redis.call('GET', KEYS[1]) == ARGV[1] and left > 0 and left <= tonumber(ARGV[4]) "
+    "then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
+
+// Refresh-ahead of a hash, on the same conditions: the hash must hold exactly the fields and
+// values the refresh read before loading, in any order (HGETALL's order may change when Redis
+// rehashes the hash, with no write at all).
+// KEYS[1] the key; ARGV[1] the window in ms, ARGV[2] the new TTL in ms, ARGV[3] n, then n old
+// field/value pairs, then the new ones.
+constexpr std::string_view kHashRefreshScript = R"lua(
+local left = redis.call('PTTL', KEYS[1])
+if left <= 0 or left > tonumber(ARGV[1]) then return 0 end
+local n = tonumber(ARGV[3])
+local cur = redis.call('HGETALL', KEYS[1])
+if #cur ~= 2 * n then return 0 end
+local old = {}
+for i = 4, 3 + 2 * n, 2 do old[ARGV[i]] = ARGV[i + 1] end
+for i = 1, #cur, 2 do
+  if old[cur[i]] ~= cur[i + 1] then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4 + 2 * n))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+)lua";
 
 const Known& known() {
   static const Known k;
@@ -58,6 +91,36 @@ class ReadThrough::FillTarget final : public backends::ReplyTarget {
   }
   ReadThrough* engine_;
   Flight* flight_;
+};
+
+// The HGETALL a hash's refresh starts from.
+class ReadThrough::SnapshotTarget final : public backends::ReplyTarget {
+ public:
+  SnapshotTarget(ReadThrough* engine, const RegistryRef& registry, Loader* loader,
+                 std::string_view key, uint64_t seq)
+      : engine(engine), registry(registry), loader(loader), key(key), seq(seq) {}
+  void replyData(const char* data, size_t len) override { reply.append(data, len); }
+  bool replyDone(char) override {
+    done();
+    return false;
+  }
+  void replyFailed(std::string_view) override {
+    reply.clear();
+    done();
+  }
+
+  ReadThrough* engine;
+  RegistryRef registry;  // owns `loader`
+  Loader* loader;
+  std::string key;
+  uint64_t seq;
+  std::string reply;  // empty when the connection failed
+
+ private:
+  void done() {
+    engine->onSnapshot(this);
+    delete this;
+  }
 };
 
 size_t ReadThrough::liveCount() { return g_live_flights + ReadThroughRequest::liveCount(); }
@@ -189,6 +252,7 @@ void ReadThrough::noteWrite(const std::vector<std::string_view>& argv,
   if (info == k.flushall || info == k.flushdb || info == k.swapdb) {
     negative_.clear();
     refresh_at_.clear();
+    snapshots_.clear();
     std::vector<Flight*> all;
     flights_.forEach([&all](Flight* f) { all.push_back(f); });
     for (Flight* f : all) supersede(f);
@@ -384,25 +448,7 @@ void ReadThrough::fill(Flight* f) {
   std::string request;
   uint64_t ttl = f->loader->pickTtlMs(rng_);
   if (f->refresh) {
-    // Only over the value the refresh started from: a newer write wins.
-    resp::ReplyEncoder e(&request, 2);
-    // And only while the key still runs out within the refresh window: a value written since
-    // with a TTL of its own (or none) is not readthru's to reload.
-    const LoaderConfig& lc = f->loader->config();
-    auto window =
-        static_cast<uint64_t>(static_cast<double>(lc.ttl_ms + lc.jitter_ms) * lc.refresh_ahead);
-    e.arrayHeader(8);
-    e.bulk("EVAL");
-    e.bulk(
-        "local left = redis.call('PTTL', KEYS[1]) "
-        "if redis.call('GET', KEYS[1]) == ARGV[1] and left > 0 and left <= tonumber(ARGV[4]) "
-        "then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0");
-    e.bulk("1");
-    e.bulk(f->key);
-    e.bulk(f->old);
-    e.bulk(f->result.value);
-    e.bulk(std::to_string(ttl));
-    e.bulk(std::to_string(window + 1000));
+    encodeRefresh(f, ttl, &request);
     ++f->loader->stats().refreshes;
   } else {
     f->loader->encodeFill(f->key, f->result, ttl, &request);
@@ -420,22 +466,108 @@ void ReadThrough::fill(Flight* f) {
   conn->send(request, new FillTarget(this, f));
 }
 
+void ReadThrough::encodeRefresh(const Flight* f, uint64_t ttl, std::string* out) const {
+  const LoaderConfig& lc = f->loader->config();
+  // A fill's TTL is at most ttl + jitter; one second more for the time the reload took.
+  auto window =
+      static_cast<uint64_t>(static_cast<double>(lc.ttl_ms + lc.jitter_ms) * lc.refresh_ahead) +
+      1000;
+  resp::ReplyEncoder e(out, 2);
+  if (!f->loader->isHash()) {
+    e.arrayHeader(8);
+    e.bulk("EVAL");
+    e.bulk(kRefreshScript);
+    e.bulk("1");
+    e.bulk(f->key);
+    e.bulk(f->old);
+    e.bulk(f->result.value);
+    e.bulk(std::to_string(ttl));
+    e.bulk(std::to_string(window));
+    return;
+  }
+  e.arrayHeader(7 + 2 * (f->old_fields.size() + f->result.fields.size()));
+  e.bulk("EVAL");
+  e.bulk(kHashRefreshScript);
+  e.bulk("1");
+  e.bulk(f->key);
+  e.bulk(std::to_string(window));
+  e.bulk(std::to_string(ttl));
+  e.bulk(std::to_string(f->old_fields.size()));
+  for (const auto& fields : {&f->old_fields, &f->result.fields}) {
+    for (const auto& [field, value] : *fields) {
+      e.bulk(field);
+      e.bulk(value);
+    }
+  }
+}
+
 void ReadThrough::forgetRefresh(std::string_view key) {
-  if (refresh_at_.empty()) return;
+  if (!refresh_at_.empty()) {
+    auto it = refresh_at_.find(key);
+    if (it != refresh_at_.end()) refresh_at_.erase(it);
+  }
+  if (!snapshots_.empty()) {
+    auto it = snapshots_.find(key);
+    if (it != snapshots_.end()) snapshots_.erase(it);
+  }
+}
+
+bool ReadThrough::refreshDue(std::string_view key) {
   auto it = refresh_at_.find(key);
-  if (it != refresh_at_.end()) refresh_at_.erase(it);
+  if (it == refresh_at_.end() || uv_now(loop_) < it->second) return false;
+  refresh_at_.erase(it);  // one refresh per fill; the refresh's own fill schedules the next
+  return flights_.find(key) == nullptr;
 }
 
 void ReadThrough::hit(const RegistryRef& registry, Loader* loader, std::string_view key,
                       std::string_view value) {
   if (closed_ || loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return;
-  auto it = refresh_at_.find(key);
-  if (it == refresh_at_.end() || uv_now(loop_) < it->second) return;
-  refresh_at_.erase(it);  // one refresh per fill; the refresh's own fill schedules the next
-  if (flights_.find(key) != nullptr) return;
+  if (!refreshDue(key)) return;
   Flight* f = newFlight(registry, loader, key);
   f->refresh = true;
   f->old = std::string(value);
+  startQuery(f);
+}
+
+void ReadThrough::hashHit(const RegistryRef& registry, Loader* loader, std::string_view key) {
+  if (closed_ || loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return;
+  if (!refreshDue(key) || snapshots_.count(key) > 0) return;
+  backends::UpstreamConn* conn = pool_->shared(fill_seq_++, 2);
+  if (conn == nullptr) return;  // it expires and is loaded on its next miss
+  uint64_t seq = ++snapshot_seq_;
+  snapshots_[std::string(key)] = seq;
+  std::string request;
+  resp::ReplyEncoder e(&request, 2);
+  e.arrayHeader(2);
+  e.bulk("HGETALL");
+  e.bulk(key);
+  conn->send(request, new SnapshotTarget(this, registry, loader, key, seq));
+}
+
+void ReadThrough::onSnapshot(SnapshotTarget* t) {
+  auto it = snapshots_.find(t->key);
+  if (it == snapshots_.end() || it->second != t->seq) return;  // a write came meanwhile
+  snapshots_.erase(it);
+  if (closed_ || flights_.find(t->key) != nullptr) return;
+  // An empty array: the hash is gone (it expired, or was deleted) and loads on its next miss.
+  std::vector<std::pair<size_t, size_t>> spans;
+  std::string_view reply = t->reply;
+  if (reply.empty() || reply[0] != '*' || !resp::splitFlatReply(reply, &spans) || spans.empty() ||
+      spans.size() % 2 != 0) {
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> old;
+  for (size_t i = 0; i < spans.size(); i += 2) {
+    std::string_view field, value;
+    if (!resp::bulkPayload(reply.substr(spans[i].first, spans[i].second), &field) ||
+        !resp::bulkPayload(reply.substr(spans[i + 1].first, spans[i + 1].second), &value)) {
+      return;
+    }
+    old.emplace_back(field, value);
+  }
+  Flight* f = newFlight(t->registry, t->loader, t->key);
+  f->refresh = true;
+  f->old_fields = std::move(old);
   startQuery(f);
 }
 

@@ -67,8 +67,11 @@ class ReadThrough {
   // forgotten when a loader's query, template, type or database changed.
   void setRegistry(CacheRegistry* registry, size_t negative_cache_entries);
 
-  // Whether writes need to be reported at all (a load in flight, an absent key remembered).
-  bool watchingWrites() const { return !flights_.empty() || !negative_.empty(); }
+  // Whether writes need to be reported at all (a load in flight, an absent key remembered, a key
+  // due for refresh-ahead).
+  bool watchingWrites() const {
+    return !flights_.empty() || !negative_.empty() || !refresh_at_.empty() || !snapshots_.empty();
+  }
   // A write through readthru (a command with the write flag, on db 0): loads of its keys in
   // flight are superseded and the keys are no longer remembered as absent. FLUSHALL, FLUSHDB and
   // SWAPDB touch every key.
@@ -86,10 +89,14 @@ class ReadThrough {
   // Misses on keys of write-behind writers ask it for a pending state first.
   void setWriteBehind(WriteBehind* wb) { write_behind_ = wb; }
 
-  // A GET hit on `key` with value `value` (refresh_ahead loaders): reloads it in the background
-  // when its TTL is nearly over. `registry` owns `loader`.
+  // A GET or MGET hit on `key` with value `value` (refresh_ahead loaders): reloads it in the
+  // background when its TTL is nearly over. `registry` owns `loader`.
   void hit(const RegistryRef& registry, Loader* loader, std::string_view key,
            std::string_view value);
+  // The same for a hash read (HGET, HMGET, HGETALL) that was not a miss. A field or two is not
+  // the value a refresh must find unchanged before replacing it: the refresh first reads the
+  // whole hash (HGETALL), then loads.
+  void hashHit(const RegistryRef& registry, Loader* loader, std::string_view key);
 
   // A request that has finished, for reuse.
   void recycle(ReadThroughRequest* request);
@@ -106,6 +113,7 @@ class ReadThrough {
 
  private:
   class FillTarget;
+  class SnapshotTarget;
 
   ReadThroughRequest* takeRequest();
   void startQuery(Flight* f);
@@ -116,6 +124,9 @@ class ReadThrough {
   void onFilled(Flight* f);
   void release(Flight* f);  // frees `f` once nothing refers to it
   void forgetRefresh(std::string_view key);
+  bool refreshDue(std::string_view key);
+  void onSnapshot(SnapshotTarget* t);
+  void encodeRefresh(const Flight* f, uint64_t ttl, std::string* out) const;
   void supersede(Flight* f);
   Flight* newFlight(const RegistryRef& registry, Loader* loader, std::string_view key);
   void armTimer();
@@ -141,6 +152,10 @@ class ReadThrough {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
   std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> refresh_at_;
+  // Hash refreshes waiting for their HGETALL: key -> the snapshot's number. A write through
+  // readthru drops the key, and the snapshot is then ignored when it comes.
+  std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> snapshots_;
+  uint64_t snapshot_seq_ = 0;
   bool closed_ = false;
 };
 

@@ -62,7 +62,7 @@ void ReadThroughRequest::onReply(ReplySlot* slot) {
       break;
     case Op::kHgetall:
       if (isEmptyAggregate(reply_)) return loadMissing({0});
-      if (!error) ++keys_[0].loader->stats().hits;
+      if (!error) hashHit();
       break;
     case Op::kMget: {
       if (!splitFlatArray(reply_, &spans) || spans.size() != keys_.size()) break;
@@ -70,10 +70,15 @@ void ReadThroughRequest::onReply(ReplySlot* slot) {
       for (size_t i = 0; i < spans.size(); ++i) {
         elements_.push_back({spans[i].first, spans[i].second});
         if (keys_[i].loader == nullptr) continue;
-        if (isNil(std::string_view(reply_).substr(spans[i].first, spans[i].second))) {
+        std::string_view element = std::string_view(reply_).substr(spans[i].first, spans[i].second);
+        std::string_view value;
+        if (isNil(element)) {
           missing.push_back(i);
         } else {
           ++keys_[i].loader->stats().hits;
+          if (resp::bulkPayload(element, &value)) {
+            engine_->hit(registry_, keys_[i].loader, keys_[i].name, value);
+          }
         }
       }
       if (missing.empty()) break;
@@ -92,7 +97,7 @@ void ReadThroughRequest::onReply(ReplySlot* slot) {
       }
       // A nil field is a miss only if the whole hash is missing.
       if (some_nil && engine_->sendExists(keys_[0].name, this)) return;
-      if (!error) ++keys_[0].loader->stats().hits;
+      if (!error) hashHit();
       break;
     }
   }
@@ -107,13 +112,18 @@ bool ReadThroughRequest::replyDone(char) {
   if (exists_reply_ == ":0\r\n" && slot_->client_ != nullptr) {
     loadMissing({0});
   } else {
-    if (exists_reply_ == ":1\r\n") ++keys_[0].loader->stats().hits;
+    if (exists_reply_ == ":1\r\n") hashHit();
     finish(std::move(reply_));
   }
   return false;
 }
 
 void ReadThroughRequest::replyFailed(std::string_view) { finish(std::move(reply_)); }
+
+void ReadThroughRequest::hashHit() {
+  ++keys_[0].loader->stats().hits;
+  engine_->hashHit(registry_, keys_[0].loader, keys_[0].name);
+}
 
 void ReadThroughRequest::loadMissing(const std::vector<size_t>& indexes) {
   starting_ = true;

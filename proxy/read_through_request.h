@@ -67,6 +67,7 @@ class ReadThroughRequest final : public SlotInterceptor, public backends::ReplyT
   };
 
   void loadMissing(const std::vector<size_t>& indexes);
+  void hashHit();  // the hash was in Redis: counted, and maybe refreshed ahead
   void maybeFinish();
   void finish(std::string&& reply);
   void encodeHashReply(const LoadedValue& v, std::string* out) const;

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proxy/loader.h"
@@ -50,10 +51,11 @@ struct Flight {
   bool superseded = false;  // a write came while loading: never written to Redis
   bool abandoned = false;   // timed out: the waiters had their error; the result is dropped
   bool filling = false;     // the fill request is on its way to Redis
-  // Refresh-ahead: a reload nobody waits for, of a value Redis still holds (`old`). Its fill
-  // replaces that value only if it is still the one in Redis.
+  // Refresh-ahead: a reload nobody waits for, of a value Redis still holds (`old`, or for a hash
+  // `old_fields`). Its fill replaces that value only if it is still the one in Redis.
   bool refresh = false;
   std::string old;
+  std::vector<std::pair<std::string, std::string>> old_fields;
 };
 
 class SingleFlight {

@@ -1,14 +1,17 @@
-"""Refresh-ahead: a value whose TTL is nearly over is reloaded in the background on a hit, so
-readers of a hot key never see it expire; and write-behind hash writes on a hash Redis does not
-hold keep the database row's other columns. Real redis-server, real SQLite, real readthru."""
+"""Refresh-ahead: a value (or hash) whose TTL is nearly over is reloaded in the background on a
+hit, so readers of a hot key never see it expire; and write-behind hash writes on a hash Redis
+does not hold keep the database row's other columns. Real redis-server, real SQLite, real
+readthru."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Callable
 
 import pytest
 
-from loader_stack import Loader, LoaderStack, db_execute, db_query
+from loader_stack import DbGate, Loader, LoaderStack, db_execute, db_query
 from writer_stack import Writer, WriterStack, wait_for
 
 pytestmark = pytest.mark.proxy_only
@@ -19,6 +22,21 @@ CREATE TABLE products(id INTEGER PRIMARY KEY, name TEXT, price REAL);
 INSERT INTO users VALUES (1, 'ann'), (2, 'bob');
 INSERT INTO products VALUES (1, 'chair', 9.5), (2, 'desk', 20);
 """
+
+PRODUCT_QUERY = "SELECT name, price FROM products WHERE id = :id"
+
+
+def wait_past_half_ttl(direct, key: str, ttl_ms: int) -> None:
+    """Until Redis's own clock says `key` is past half of its TTL, with half a second to spare."""
+    wait_for(lambda: direct.pttl(key) <= ttl_ms // 2 - 500, ttl_ms / 1000,
+             f"{key} to be past half of its TTL")
+
+
+def hash_stack(tmp_path, ttl_ms: int) -> LoaderStack:
+    """Products as hashes, refreshed past half of their TTL; loads may wait long on a DbGate."""
+    return LoaderStack(tmp_path, db_script=SCHEMA, loaders=[
+        Loader("p", "p:{id:int}", PRODUCT_QUERY, type="hash", ttl=f"{ttl_ms}ms", timeout="20s",
+               extra={"refresh_ahead": 0.5})])
 
 
 def test_a_hot_key_is_reloaded_before_it_expires(tmp_path):
@@ -36,10 +54,8 @@ def test_a_hot_key_is_reloaded_before_it_expires(tmp_path):
         db_execute(ls.db_path, "UPDATE users SET name = 'ann2' WHERE id = 1")
         assert r.get("u:1") == b"ann"
         assert ls.loader_stats("u")["refreshes"] == 0
-        # Past half of it (Redis's own clock says so, with half a second to spare), a hit still
-        # answers the cached value, and reloads in the background.
-        wait_for(lambda: direct.pttl("u:1") <= ttl_ms // 2 - 500, ttl_ms / 1000,
-                 "the cached value to be past half of its TTL")
+        # Past half of it, a hit still answers the cached value, and reloads in the background.
+        wait_past_half_ttl(direct, "u:1", ttl_ms)
         assert r.get("u:1") == b"ann"
         wait_for(lambda: direct.get("u:1") == b"ann2", 5, "the refreshed value in Redis")
         refreshed = time.monotonic()
@@ -89,12 +105,127 @@ def test_a_refresh_never_overwrites_a_newer_write(tmp_path):
         ls.stop()
 
 
-def test_refresh_ahead_needs_a_ttl_and_a_string_loader(tmp_path):
+def test_a_hot_hash_is_reloaded_before_it_expires(tmp_path):
+    ttl_ms = 8000
+    ls = hash_stack(tmp_path, ttl_ms)
+    try:
+        r = ls.endpoint.client()
+        direct = ls.direct.client()
+        assert r.hgetall("p:1") == {b"name": b"chair", b"price": b"9.5"}
+        db_execute(ls.db_path, "UPDATE products SET name = 'chair2', price = 11 WHERE id = 1")
+        assert r.hget("p:1", "name") == b"chair"
+        assert ls.loader_stats("p")["refreshes"] == 0
+        wait_past_half_ttl(direct, "p:1", ttl_ms)
+        # A read of one field answers from the cache and reloads the whole hash behind it.
+        assert r.hget("p:1", "name") == b"chair"
+        wait_for(lambda: direct.hgetall("p:1") == {b"name": b"chair2", b"price": b"11"}, 5,
+                 "the refreshed hash in Redis")
+        refreshed = time.monotonic()
+        stats = ls.loader_stats("p")
+        assert stats["refreshes"] == 1 and stats["loads"] == 2 and stats["misses"] == 1, stats
+        assert ttl_ms // 2 < direct.pttl("p:1") <= ttl_ms  # a fresh TTL
+        # Kept hot by HMGET and HGETALL, it never expires.
+        reads = 0
+        while True:
+            time.sleep(0.5)
+            past_ttl = time.monotonic() > refreshed + ttl_ms / 1000 + 0.5
+            if reads % 2 == 0:
+                assert r.hmget("p:1", ["name", "price"]) == [b"chair2", b"11"]
+            else:
+                assert r.hgetall("p:1") == {b"name": b"chair2", b"price": b"11"}
+            reads += 1
+            if past_ttl:
+                break
+        stats = ls.loader_stats("p")
+        assert stats["misses"] == 1 and stats["refreshes"] >= 2, stats
+        r.close()
+        direct.close()
+    finally:
+        ls.stop()
+
+
+@contextlib.contextmanager
+def a_hash_refresh_waiting_on_the_database(ls: LoaderStack, r, direct, trigger: Callable):
+    """For a hash_stack: fills p:2 (desk, 20), changes its row (price 25), and once p:2 is past
+    half of its TTL runs `trigger(r)`, the read that starts its refresh, with the database locked.
+    Inside the block the refresh has read the hash and its query waits on the lock; leaving the
+    block releases it."""
+    assert r.hgetall("p:2") == {b"name": b"desk", b"price": b"20"}
+    db_execute(ls.db_path, "UPDATE products SET price = 25 WHERE id = 2")
+    wait_past_half_ttl(direct, "p:2", 8000)
+    with DbGate(ls.db_path):
+        trigger(r)
+        wait_for(lambda: ls.loader_stats("p")["loads"] == 2, 10, "the refresh's load")
+        yield
+
+
+def test_a_hash_refresh_never_overwrites_a_write_that_came_while_it_loaded(tmp_path):
+    ls = hash_stack(tmp_path, 8000)
+    try:
+        r = ls.endpoint.client()
+        direct = ls.direct.client()
+        read_a_field = lambda c: c.hget("p:2", "price")  # noqa: E731
+        with a_hash_refresh_waiting_on_the_database(ls, r, direct, read_a_field):
+            # A field changes behind readthru's back, keeping the hash's TTL.
+            assert direct.hset("p:2", "name", "desk (written directly)") == 0
+        wait_for(lambda: ls.loader_stats("p")["refreshes"] == 1, 10, "the refresh's fill")
+        assert direct.hgetall("p:2") == {b"name": b"desk (written directly)", b"price": b"20"}
+        r.close()
+        direct.close()
+    finally:
+        ls.stop()
+
+
+def test_a_write_through_readthru_during_a_hash_refresh_supersedes_it(tmp_path):
+    ls = hash_stack(tmp_path, 8000)
+    try:
+        r = ls.endpoint.client()
+        direct = ls.direct.client()
+        with a_hash_refresh_waiting_on_the_database(ls, r, direct, lambda c: c.hgetall("p:2")):
+            assert r.hset("p:2", "price", "30") == 0
+        wait_for(lambda: ls.loader_stats("p")["superseded"] == 1, 10, "the superseded refresh")
+        time.sleep(0.3)
+        assert ls.loader_stats("p")["refreshes"] == 0
+        assert direct.hgetall("p:2") == {b"name": b"desk", b"price": b"30"}
+        # And the key is no longer refreshed: past the refresh point, reads change nothing.
+        assert r.hget("p:2", "price") == b"30"
+        time.sleep(0.3)
+        assert ls.loader_stats("p")["loads"] == 2
+        r.close()
+        direct.close()
+    finally:
+        ls.stop()
+
+
+def test_a_write_through_readthru_stops_a_hash_being_refreshed(tmp_path):
+    ttl_ms = 8000
+    ls = hash_stack(tmp_path, ttl_ms)
+    try:
+        r = ls.endpoint.client()
+        direct = ls.direct.client()
+        assert r.hgetall("p:1") == {b"name": b"chair", b"price": b"9.5"}
+        assert r.hset("p:1", "price", "12") == 0  # keeps the TTL
+        db_execute(ls.db_path, "UPDATE products SET name = 'chair2' WHERE id = 1")
+        wait_past_half_ttl(direct, "p:1", ttl_ms)
+        assert r.hget("p:1", "name") == b"chair"
+        time.sleep(0.5)
+        assert direct.hgetall("p:1") == {b"name": b"chair", b"price": b"12"}
+        stats = ls.loader_stats("p")
+        assert stats["loads"] == 1 and stats["refreshes"] == 0, stats
+        r.close()
+        direct.close()
+    finally:
+        ls.stop()
+
+
+def test_refresh_ahead_needs_a_ttl_and_a_fraction_below_one(tmp_path):
     from loader_stack import check_config
-    for extra, ttl, type_ in (({"refresh_ahead": 0.5}, "0s", None),
-                              ({"refresh_ahead": 0.5}, "1h", "hash"),
-                              ({"refresh_ahead": 1.0}, "1h", None),
-                              ({"refresh_ahead": -0.1}, "1h", None)):
+    for extra, ttl, type_, ok in (({"refresh_ahead": 0.5}, "0s", None, False),
+                                  ({"refresh_ahead": 0.5}, "0s", "hash", False),
+                                  ({"refresh_ahead": 1.0}, "1h", None, False),
+                                  ({"refresh_ahead": -0.1}, "1h", None, False),
+                                  ({"refresh_ahead": 0.5}, "1h", "hash", True),
+                                  ({"refresh_ahead": 0.5}, "1h", "json", True)):
         ls = None
         conf = tmp_path / f"c{len(list(tmp_path.iterdir()))}.toml"
         db = tmp_path / "app.db"
@@ -105,8 +236,9 @@ def test_refresh_ahead_needs_a_ttl_and_a_string_loader(tmp_path):
                         type=type_, extra=extra)
         conf.write_text(f'[backends.main]\nkind = "sqlite"\npath = "{db}"\n\n' + loader.toml())
         proc = check_config(conf)
-        assert proc.returncode == 1, (extra, ttl, type_, proc.stdout, proc.stderr)
-        assert "loader 'u': 'refresh_ahead'" in proc.stderr, proc.stderr
+        assert proc.returncode == (0 if ok else 1), (extra, ttl, type_, proc.stdout, proc.stderr)
+        if not ok:
+            assert "loader 'u': 'refresh_ahead'" in proc.stderr, proc.stderr
         assert ls is None
 
 
