@@ -246,7 +246,7 @@ void ClientConn::replyError(std::string_view message) {
 }
 
 ReplySlot* ClientConn::newSlot() {
-  auto* s = new ReplySlot(this);
+  auto* s = ReplySlot::make(this);
   appendSlot(s);
   return s;
 }
@@ -852,7 +852,7 @@ bool ClientConn::onUpstreamFrame(backends::UpstreamConn* conn, std::string& fram
   }
   if (!unsolicited) return false;
   if (closing_) return true;
-  auto* s = new ReplySlot(this);
+  auto* s = ReplySlot::make(this);
   completeSlot(s, std::move(frame));
   // Before the reply this connection owes next, so the client sees the upstream's order.
   if (head != nullptr && head->client_ == this) {
@@ -900,8 +900,8 @@ void ClientConn::flush() {
     ReplySlot* s = head_;
     if (!s->data_.empty()) {
       slot_bytes_ -= std::min(slot_bytes_, s->data_.size());
-      if (out_.empty()) {
-        out_.swap(s->data_);
+      if (out_.empty() && s->data_.size() > out_.capacity()) {
+        out_.swap(s->data_);  // a large reply is not copied
       } else {
         out_.append(s->data_);
         s->data_.clear();
@@ -920,7 +920,7 @@ void ClientConn::flush() {
       if (now_ns == 0) now_ns = uv_hrtime();
       server_->commandMetrics()->answered(s->class_, (now_ns - s->taken_at_ns_) / 1000);
     }
-    delete s;
+    ReplySlot::recycle(s);
   }
   if (!out_.empty() && write_ == nullptr) {
     uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));

@@ -1,9 +1,69 @@
 #include "proxy/reply_slot.h"
 
+#include <new>
+#include <vector>
+
 #include "proxy/client_conn.h"
 #include "proxy/loader.h"
 
 namespace readthru {
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPool = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kPool = false;
+#else
+constexpr bool kPool = true;
+#endif
+#else
+constexpr bool kPool = true;
+#endif
+
+// As many slots as a busy moment has in flight (50 clients x 16 pipelined is 800), so a steady
+// load allocates none; buffers larger than a typical small reply or key are freed, not kept.
+constexpr size_t kMaxPooled = 4096;
+constexpr size_t kKeepData = 1024;
+constexpr size_t kKeepKey = 256;
+
+struct Pool {
+  std::vector<ReplySlot*> slots;
+  ~Pool() {
+    for (ReplySlot* s : slots) delete s;
+  }
+};
+Pool g_pool;
+
+}  // namespace
+
+ReplySlot* ReplySlot::make(ClientConn* client) {
+  if (g_pool.slots.empty()) return new ReplySlot(client);
+  ReplySlot* s = g_pool.slots.back();
+  g_pool.slots.pop_back();
+  s->client_ = client;
+  return s;
+}
+
+void ReplySlot::recycle(ReplySlot* s) {
+  if (!kPool || g_pool.slots.size() >= kMaxPooled) {
+    delete s;
+    return;
+  }
+  std::string data = std::move(s->data_);
+  std::string key = std::move(s->nil_key_);
+  s->~ReplySlot();
+  new (s) ReplySlot(nullptr);
+  if (data.capacity() <= kKeepData) {
+    data.clear();
+    s->data_ = std::move(data);
+  }
+  if (key.capacity() <= kKeepKey) {
+    key.clear();
+    s->nil_key_ = std::move(key);
+  }
+  g_pool.slots.push_back(s);
+}
 
 void ReplySlot::replyData(const char* data, size_t len) {
   if (client_ == nullptr) return;  // orphan: the reply is read and dropped
