@@ -358,6 +358,10 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     return true;
   }
   if (d.route == Route::kLocal && !(d.local == LocalCommand::kReset && pinned_ != nullptr)) {
+    // Redis never sees these: MONITOR clients learn of them from readthru.
+    if (!server_->monitorFeed()->empty()) {
+      server_->monitorFeed()->feed(d.info, cmd.argv, db_, peerAddress());
+    }
     bool expected = beginLocalReply();
     ReplySlot* s = newSlot();
     if (d.local == LocalCommand::kReadthru && isReadthruReload(cmd.argv)) {
@@ -458,6 +462,11 @@ bool ClientConn::rebindUser(const Acl& acl) {
 
 void ClientConn::authFailed(std::string_view how, std::string_view user) {
   server_->acl().noteAuthFailure();
+  log::warning("client id={} addr={}: {} failed for user '{}'", id_, peerAddress(), how,
+               shortName(user));
+}
+
+std::string ClientConn::peerAddress() const {
   std::string addr = unix_socket_ ? "unix:" + server_->config().unixsocket : "?";
   sockaddr_storage peer{};
   int len = sizeof peer;
@@ -473,7 +482,7 @@ void ClientConn::authFailed(std::string_view how, std::string_view user) {
       addr = fmt::format("{}:{}", ip, ntohs(a->sin_port));
     }
   }
-  log::warning("client id={} addr={}: {} failed for user '{}'", id_, addr, how, shortName(user));
+  return addr;
 }
 
 backends::UpstreamConn* ClientConn::writeConn() {
@@ -713,8 +722,19 @@ void ClientConn::unpin() {
   server_->pool()->release(p, pinReleasable() && name_.empty());
 }
 
+void ClientConn::setMonitor(bool on) {
+  if (on == monitor_) return;
+  monitor_ = on;
+  if (on) {
+    server_->monitorFeed()->add(this);
+  } else {
+    server_->monitorFeed()->remove(this);
+  }
+}
+
 void ClientConn::resetState() {
-  in_multi_ = watching_ = monitor_ = sticky_ = false;
+  setMonitor(false);
+  in_multi_ = watching_ = sticky_ = false;
   reply_mode_ = ReplyMode::kOn;
   pubsub_.reset();
   db_ = 0;
@@ -786,7 +806,7 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
       if (r.rfind("+OK", 0) == 0) db_ = slot->select_db_;
       break;
     case StateEffect::kMonitor:
-      if (r.rfind("+OK", 0) == 0) monitor_ = true;
+      if (r.rfind("+OK", 0) == 0) setMonitor(true);
       break;
     case StateEffect::kReset:
       if (r.rfind("+RESET", 0) == 0) {
@@ -851,17 +871,22 @@ bool ClientConn::onUpstreamFrame(backends::UpstreamConn* conn, std::string& fram
     }
   }
   if (!unsolicited) return false;
-  if (closing_) return true;
+  pushUnsolicited(std::move(frame), conn);
+  return true;
+}
+
+void ClientConn::pushUnsolicited(std::string&& frame, backends::UpstreamConn* from) {
+  if (closing_) return;
   auto* s = ReplySlot::make(this);
   completeSlot(s, std::move(frame));
-  // Before the reply this connection owes next, so the client sees the upstream's order.
+  // Before the reply this client is owed next from that connection: the frame came first.
+  ReplySlot* head = from != nullptr ? static_cast<ReplySlot*>(from->headTarget()) : nullptr;
   if (head != nullptr && head->client_ == this) {
     insertSlotBefore(s, head);
   } else {
     appendSlot(s);
   }
   server_->flusher()->mark(this);
-  return true;
 }
 
 void ClientConn::onUpstreamDown(backends::UpstreamConn* conn, std::string_view reason) {
@@ -1001,6 +1026,7 @@ void ClientConn::drainAndClose() {
 void ClientConn::close() {
   if (closing_) return;
   closing_ = true;
+  setMonitor(false);
   stopReading();
   if (pinned_ != nullptr) {
     // Closing fails our slots on it synchronously; nothing on it points at them afterwards.

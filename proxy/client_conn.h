@@ -55,6 +55,12 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool idleExempt() const;
   uint64_t lastActive() const { return last_active_; }
   bool pinned() const { return pinned_ != nullptr; }
+  backends::UpstreamConn* pinnedConn() { return pinned_; }
+  // "ip:port", "[ip6]:port" or "unix:<path>", as Redis names a client; "?" when unknown.
+  std::string peerAddress() const;
+  // Delivers a frame nobody asked for (a MONITOR line, a pub/sub message) ahead of the next
+  // reply the client is owed from `from` (nullptr: after everything it is owed).
+  void pushUnsolicited(std::string&& frame, backends::UpstreamConn* from);
   // A reload replaced the users with `acl`'s: the client becomes the same user there. False
   // when that user was removed or changed (the caller closes the client, as Redis's ACL LOAD
   // does); a client that had not authenticated becomes acl's initial user, if there is one.
@@ -138,6 +144,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void appendSlot(ReplySlot* s);
   void insertSlotBefore(ReplySlot* s, ReplySlot* before);
   void protocolError(std::string_view message);
+  // Enters or leaves MONITOR mode, and the server's MonitorFeed with it.
+  void setMonitor(bool on);
   // Queues an error reply readthru writes itself.
   void replyError(std::string_view message);
   void pin();
@@ -189,8 +197,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool close_after_flush_ = false;
   bool in_multi_ = false;
   bool watching_ = false;
-  bool monitor_ = false;
-  bool sticky_ = false;  // pinned by state readthru does not track
+  bool monitor_ = false;  // in MONITOR mode; then also in the server's MonitorFeed
+  bool sticky_ = false;   // pinned by state readthru does not track
   enum class ReplyMode : uint8_t { kOn, kOff, kSkipNext };
   ReplyMode reply_mode_ = ReplyMode::kOn;  // CLIENT REPLY
   // Requests Redis does not answer were sent since the last reply: nothing tells when they ran,

@@ -19,6 +19,7 @@
 #include "proxy/config.h"
 #include "proxy/config_reload.h"
 #include "proxy/metrics_server.h"
+#include "proxy/monitor_feed.h"
 #include "proxy/read_through.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/write_behind.h"
@@ -55,6 +56,7 @@ class Server {
   size_t pinnedClientCount() const;
   double uptimeSeconds() const;
   CommandMetrics* commandMetrics() { return &command_metrics_; }
+  MonitorFeed* monitorFeed() { return &monitor_feed_; }
   bool shuttingDown() const { return shutting_down_; }
 
   // Called from ClientConn's close callback.
@@ -79,6 +81,7 @@ class Server {
   ReadThrough read_through_;
   WriteBehind write_behind_;
   CommandMetrics command_metrics_;
+  MonitorFeed monitor_feed_;
   MetricsServer metrics_;  // [metrics]: started with the listener, closed as the loop ends
   ConfigReloader reloader_;
   uv_tcp_t listener_;
