@@ -153,6 +153,15 @@ void UpstreamConn::onConnected(int status) {
     fail(uvError("ERR upstream connect failed", status));
     return;
   }
+  startReading();
+  if (tls_ != nullptr) {
+    advanceTlsHandshake();  // ready once established; the connect timeout covers it
+    return;
+  }
+  onReady();
+}
+
+void UpstreamConn::startReading() {
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -161,11 +170,18 @@ void UpstreamConn::onConnected(int status) {
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         static_cast<UpstreamConn*>(s->data)->onRead(nread, buf);
       });
-  if (tls_ != nullptr) {
-    advanceTlsHandshake();  // ready once established; the connect timeout covers it
-    return;
-  }
-  onReady();
+}
+
+void UpstreamConn::pauseReading() {
+  if (read_paused_ || state_ != State::kReady) return;
+  read_paused_ = true;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+}
+
+void UpstreamConn::resumeReading() {
+  if (!read_paused_) return;
+  read_paused_ = false;
+  if (state_ == State::kReady) startReading();
 }
 
 void UpstreamConn::onReady() {
@@ -202,7 +218,7 @@ void UpstreamConn::acceptedByUpstream() {
 }
 
 void UpstreamConn::onTimer() {
-  if (state_ != State::kReady || fifo_.empty()) return;
+  if (state_ != State::kReady || fifo_.empty() || fifo_.front().tunnel) return;
   if (uv_now(loop_) - fifo_.front().sent_at >= options_.command_timeout_ms) {
     fail(resp::err::kUpstreamTimeout);
   }
@@ -234,6 +250,13 @@ void UpstreamConn::sendOwned(resp::ByteBuffer&& request, ReplyTarget* target) {
 void UpstreamConn::sendUnanswered(std::string_view request) {
   sealBatch();
   out_.append(request);
+  if (state_ == State::kReady) flusher_->mark(this);
+}
+
+void UpstreamConn::sendTunnel(std::string_view request, ReplyTarget* target) {
+  sealBatch();
+  out_.append(request);
+  fifo_.push_back(Pending{target, uv_now(loop_), true});
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
@@ -370,6 +393,10 @@ void UpstreamConn::flushTls() {
 
 void UpstreamConn::consume(const char* data, size_t len) {
   while (len > 0 && state_ == State::kReady) {
+    if (handshake_left_ == 0 && !fifo_.empty() && fifo_.front().tunnel) {
+      if (ReplyTarget* t = fifo_.front().target) t->replyData(data, len);
+      return;
+    }
     auto r = framer_.feed(data, len);
     if (r.error) {
       fail("ERR upstream protocol error: " + framer_.message());

@@ -88,8 +88,19 @@ class UpstreamConn final : public Flushable {
   void send(std::string_view request, ReplyTarget* target);
   // As send(), taking the bytes over without a copy when nothing else is queued (a large value).
   void sendOwned(resp::ByteBuffer&& request, ReplyTarget* target);
-  // Queues a request Redis will not answer (the client switched replies off with CLIENT REPLY).
+  // Queues a request Redis will not answer (the client switched replies off with CLIENT REPLY),
+  // or bytes a tunnel relays.
   void sendUnanswered(std::string_view request);
+  // Queues a request whose reply never ends in RESP terms (SYNC, PSYNC: a payload, then the
+  // replication stream): once the replies before it are in, every byte read goes to `target`
+  // (replyData) as it arrives, unframed, until the connection closes. Whatever follows goes
+  // with sendUnanswered; such a connection is never handed to anyone else.
+  void sendTunnel(std::string_view request, ReplyTarget* target);
+  // Stops reading the socket (whoever reads a tunnel is behind) and starts again.
+  void pauseReading();
+  void resumeReading();
+  // Bytes queued for the upstream and not yet written.
+  size_t queuedBytes() const { return out_.size() + writing_buf_.size() + cipher_.size(); }
   // The open batch (nullptr: none); opening one seals the one before.
   Batch* openBatch() const { return batch_; }
   void setOpenBatch(Batch* batch) {
@@ -120,7 +131,9 @@ class UpstreamConn final : public Flushable {
   struct Pending {
     ReplyTarget* target;
     uint64_t sent_at;
+    bool tunnel = false;  // sendTunnel: everything read from its turn on is its reply
   };
+  void startReading();
   ~UpstreamConn();
   void startConnect();
   void connectTo(const sockaddr* addr);
@@ -160,6 +173,7 @@ class UpstreamConn final : public Flushable {
   uv_write_t write_req_;
   uv_getaddrinfo_t resolve_req_;
   bool tcp_open_ = false;
+  bool read_paused_ = false;  // pauseReading(): not reading although connected
   bool tcp_closing_ = false;  // uv_close asked, its callback not run yet: tcp_ is not reusable
   bool writing_ = false;
   bool resolving_ = false;

@@ -25,6 +25,10 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kHandOffBytes = 1024 * 1024;
 // Past this many reply bytes queued behind the head slot, the output limits are checked at once.
 constexpr size_t kOutputCheckBytes = 1024 * 1024;
+// A tunnel stops reading its upstream connection while this much output waits for the client,
+// and starts again once it is down to the low mark.
+constexpr size_t kTunnelHighWater = 1024 * 1024;
+constexpr size_t kTunnelLowWater = 256 * 1024;
 // Reads land here when the client has no partial request buffered; what a read leaves unparsed
 // is copied to the client's own buffer, so idle clients hold no buffer at all.
 char g_read_buffer[kReadChunk];
@@ -164,6 +168,15 @@ void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0) return;
   last_active_ = uv_now(server_->loop());
   read_at_ns_ = uv_hrtime();
+  if (tunnel_) {
+    if (into_own) {
+      relayToUpstream(in_.data(), in_.size());
+      in_.consume(in_.size());
+    } else {
+      relayToUpstream(g_read_buffer, static_cast<size_t>(nread));
+    }
+    return;
+  }
   if (!into_own) {
     // Parse straight from the shared buffer; keep only the unparsed rest.
     size_t consumed = 0;
@@ -229,6 +242,36 @@ void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
     }
     *consumed += used;
     if (in_handed_off_) break;  // `data` went upstream with the request
+    if (tunnel_) {
+      // What the client sent after SYNC is no longer parsed: it is the upstream's to read.
+      relayToUpstream(data + *consumed, len - *consumed);
+      *consumed = len;
+      break;
+    }
+  }
+}
+
+void ClientConn::startTunnel(const resp::Command& cmd, backends::UpstreamConn* conn) {
+  ReplySlot* s = newSlot();
+  s->awaiting_ = true;
+  s->effect_ = StateEffect::kTunnel;
+  ++inflight_;
+  inflight_conn_ = conn;
+  conn->sendTunnel(request(cmd), s);
+  tunnel_ = true;
+  server_->flusher()->mark(this);
+}
+
+void ClientConn::relayToUpstream(const char* data, size_t len) {
+  if (len == 0 || closing_) return;
+  if (pinned_ == nullptr) {
+    close();  // the tunnel's connection is gone: nothing to relay to
+    return;
+  }
+  pinned_->sendUnanswered(std::string_view(data, len));
+  if (pinned_->queuedBytes() > server_->config().query_buffer_limit) {
+    log::warning("closing client id={}: relayed input over client_query_buffer_limit", id_);
+    close();
   }
 }
 
@@ -389,6 +432,10 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   }
   if (inflight_ > 0 && inflight_conn_ != target) return false;
   (void)config;
+  if (d.effect == StateEffect::kTunnel && !in_multi_) {
+    startTunnel(cmd, target);
+    return true;
+  }
   switch (dispatchWrite(cmd, d, target)) {
     case WriteDispatch::kDone:
       return true;
@@ -987,6 +1034,15 @@ void ClientConn::flush() {
   // Output limits, as redis-server's client-output-buffer-limit (normal and pubsub classes).
   const Config& config = server_->config();
   size_t pending = outputBytes();
+  if (tunnel_ && pinned_ != nullptr) {
+    // A tunnel's stream has no end: readthru holds a little of it and leaves the rest to the
+    // upstream (whose client-output-buffer-limit for replicas then applies).
+    if (pending >= kTunnelHighWater) {
+      pinned_->pauseReading();
+    } else if (pending <= kTunnelLowWater) {
+      pinned_->resumeReading();
+    }
+  }
   bool pubsub = inPubsub();
   uint64_t hard = pubsub ? config.output_hard_limit_pubsub : config.output_hard_limit_normal;
   if (hard > 0 && pending > hard) {
@@ -1018,6 +1074,12 @@ void ClientConn::flush() {
 }
 
 void ClientConn::drainAndClose() {
+  if (tunnel_) {
+    // A relayed stream has no last reply to wait for: what is buffered goes, then the client.
+    flush();
+    close();
+    return;
+  }
   close_after_flush_ = true;
   stopReading();
   server_->flusher()->mark(this);
@@ -1097,12 +1159,6 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
       break;
     case LocalCommand::kHello:
       answerHello(cmd, &out);
-      break;
-    case LocalCommand::kReplication:
-      resp::ReplyEncoder(&out, protocol_)
-          .error(
-              "ERR readthru does not proxy replication: connect replicas to the upstream "
-              "Redis directly");
       break;
     case LocalCommand::kReadthru:
       answerReadthruCommand(server_, cmd.argv, protocol_, &out);

@@ -146,6 +146,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void protocolError(std::string_view message);
   // Enters or leaves MONITOR mode, and the server's MonitorFeed with it.
   void setMonitor(bool on);
+  // SYNC or PSYNC: the client's connection becomes a relay of its dedicated upstream
+  // connection, both ways, byte for byte, until either side closes.
+  void startTunnel(const resp::Command& cmd, backends::UpstreamConn* conn);
+  void relayToUpstream(const char* data, size_t len);
   // Queues an error reply readthru writes itself.
   void replyError(std::string_view message);
   void pin();
@@ -197,6 +201,7 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool close_after_flush_ = false;
   bool in_multi_ = false;
   bool watching_ = false;
+  bool tunnel_ = false;   // startTunnel() ran: nothing the client sends is parsed any more
   bool monitor_ = false;  // in MONITOR mode; then also in the server's MonitorFeed
   bool sticky_ = false;   // pinned by state readthru does not track
   enum class ReplyMode : uint8_t { kOn, kOff, kSkipNext };

@@ -34,6 +34,7 @@ struct Known {
   const resp::CommandInfo* asking = resp::findCommand("asking");
   const resp::CommandInfo* sync = resp::findCommand("sync");
   const resp::CommandInfo* psync = resp::findCommand("psync");
+  const resp::CommandInfo* replconf = resp::findCommand("replconf");
   const resp::CommandInfo* script = resp::findCommand("script");
   const resp::CommandInfo* function = resp::findCommand("function");
   const resp::CommandInfo* acl = resp::findCommand("acl");
@@ -158,7 +159,9 @@ RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
     return d;
   }
   if (c == k.wait || (k.waitaof != nullptr && c == k.waitaof)) return pin(StateEffect::kNone);
-  if (c == k.sync || c == k.psync) return local(LocalCommand::kReplication);
+  // A replica's REPLCONF settings belong to the connection its PSYNC then goes on.
+  if (c == k.replconf) return pin(StateEffect::kSticky);
+  if (c == k.sync || c == k.psync) return pin(StateEffect::kTunnel);
   if ((c == k.script || c == k.function) && argv.size() == 2 && equalsIgnoreCase(argv[1], "kill")) {
     // Sent while a script runs on a shared connection, it would wait behind that very script:
     // it goes on a dedicated connection, which Redis serves while the script runs.

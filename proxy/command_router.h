@@ -5,7 +5,8 @@
 //   shared  a multiplexed upstream connection
 //   pin     the command changes connection state: the client moves to a dedicated connection
 //           (MULTI, WATCH, the SUBSCRIBE family, blocking commands, SELECT n, MONITOR, CLIENT
-//           REPLY/TRACKING/NO-EVICT/NO-TOUCH and any CLIENT subcommand newer than the table)
+//           REPLY/TRACKING/NO-EVICT/NO-TOUCH and any CLIENT subcommand newer than the table,
+//           REPLCONF, and SYNC/PSYNC, after which the connection is a byte-for-byte relay)
 // A pinned client sends everything but the local commands to its own connection.
 
 #include <string_view>
@@ -28,10 +29,9 @@ enum class LocalCommand {
   kClientGetName,
   kClientId,
   kClientSetInfo,
-  kReplication,  // SYNC, PSYNC: readthru does not proxy a replication stream
-  kReadthru,     // READTHRU STATS|HELP: readthru's own container command
-  kAclWhoami,    // ACL WHOAMI: the client's readthru user
-  kAclRefused,   // ACL subcommands that would read or change the upstream's users
+  kReadthru,    // READTHRU STATS|HELP: readthru's own container command
+  kAclWhoami,   // ACL WHOAMI: the client's readthru user
+  kAclRefused,  // ACL subcommands that would read or change the upstream's users
 };
 
 // How the reply to a forwarded command changes the client's connection state.
@@ -48,6 +48,7 @@ enum class StateEffect {
   kReset,
   kClientReply,  // CLIENT REPLY ON|OFF|SKIP: which requests get a reply at all
   kSticky,       // state readthru does not track (CLIENT TRACKING, READONLY): pinned for good
+  kTunnel,       // SYNC, PSYNC: from here on the connection is relayed byte for byte
 };
 
 struct RouteDecision {

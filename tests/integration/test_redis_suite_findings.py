@@ -11,13 +11,6 @@ from resp_client import RespError
 pytestmark = pytest.mark.proxy_only
 
 
-def test_sync_is_refused_with_an_error_instead_of_hanging(proxy):
-    with proxy.raw(timeout=5) as c:
-        reply = c.command("SYNC")
-        assert isinstance(reply, RespError) and b"replication" in bytes(reply)
-        assert c.command("PING") == b"PONG"
-
-
 def test_subscribe_confirmations_arrive_with_client_reply_off(proxy, upstream):
     for endpoint in (upstream, proxy):
         with endpoint.raw(timeout=5) as c:
