@@ -78,6 +78,12 @@ class Acl {
                     const std::vector<std::string_view>& argv) const;
 
   size_t userCount() const { return users_.size(); }
+  // No access control of readthru's own (no requirepass, no [[users]]): then AUTH and the ACL
+  // user commands are the upstream's business (ClientConn passes them through).
+  bool open() const {
+    const AclUser& d = defaultUser();
+    return users_.size() == 1 && d.enabled() && d.noPassword() && d.allowsEverything();
+  }
   uint64_t authFailures() const { return auth_failures_; }
   void noteAuthFailure() { ++auth_failures_; }
   // A reload's new Acl keeps counting where the running one was.

@@ -251,6 +251,40 @@ void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
   }
 }
 
+void ClientConn::passAuthUpstream(const resp::Command& cmd, RouteDecision* d) {
+  switch (d->local) {
+    case LocalCommand::kAuth: {
+      size_t argc = cmd.argv.size();
+      const Config& config = server_->config();
+      std::string_view user = argc == 3 ? cmd.argv[1] : std::string_view("default");
+      std::string_view own_user = config.upstream_username;
+      if (own_user.empty()) own_user = "default";
+      if (!upstream_user_ && (argc == 2 || argc == 3) && !config.upstream_password.empty() &&
+          user == own_user && cmd.argv.back() == config.upstream_password) {
+        // The credentials readthru's shared connections already use: nothing to switch, and
+        // answerAuth says +OK.
+        return;
+      }
+      d->route = Route::kPin;
+      d->local = LocalCommand::kNone;
+      d->effect = StateEffect::kUpstreamAuth;
+      return;
+    }
+    case LocalCommand::kAclRefused:
+      d->route = Route::kShared;  // or the client's own connection, when it has one
+      d->local = LocalCommand::kNone;
+      return;
+    case LocalCommand::kAclWhoami:
+      if (upstream_user_) {
+        d->route = Route::kShared;
+        d->local = LocalCommand::kNone;
+      }
+      return;
+    default:
+      return;
+  }
+}
+
 void ClientConn::startTunnel(const resp::Command& cmd, backends::UpstreamConn* conn) {
   ReplySlot* s = newSlot();
   s->awaiting_ = true;
@@ -321,6 +355,7 @@ void ClientConn::insertSlotBefore(ReplySlot* s, ReplySlot* before) {
 bool ClientConn::dispatch(const resp::Command& cmd) {
   const Config& config = server_->config();
   RouteDecision d = routeCommand(cmd.argv);
+  if (d.route == Route::kLocal && server_->acl().open()) passAuthUpstream(cmd, &d);
   command_class_ = commandClass(d);
   if (!unrestricted_) {
     // Not authenticated, or a user with restrictions. redis-server checks the command's
@@ -733,6 +768,11 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
     case StateEffect::kSticky:
       sticky_ = true;
       break;
+    case StateEffect::kUpstreamAuth:
+      auth_forwarded_ = true;
+      // Queued in a transaction, it changes the user at EXEC, out of readthru's sight.
+      if (in_multi_) sticky_ = true;
+      break;
     default:
       break;
   }
@@ -758,15 +798,18 @@ void ClientConn::pin() {
 }
 
 bool ClientConn::pinReleasable() const {
-  return !in_multi_ && !watching_ && !inPubsub() && !monitor_ && !sticky_ && db_ == 0 &&
-         reply_mode_ == ReplyMode::kOn && !unanswered_;
+  return !in_multi_ && !watching_ && !inPubsub() && !monitor_ && !sticky_ && !upstream_user_ &&
+         db_ == 0 && reply_mode_ == ReplyMode::kOn && !unanswered_;
 }
 
 void ClientConn::unpin() {
   backends::UpstreamConn* p = pinned_;
   pinned_ = nullptr;
   if (inflight_conn_ == p) inflight_conn_ = nullptr;
-  server_->pool()->release(p, pinReleasable() && name_.empty());
+  // A connection a client's AUTH went through may be anybody's (after RESET, Redis's default
+  // user's): nobody else gets it.
+  server_->pool()->release(p, pinReleasable() && name_.empty() && !auth_forwarded_);
+  auth_forwarded_ = false;
 }
 
 void ClientConn::setMonitor(bool on) {
@@ -781,7 +824,7 @@ void ClientConn::setMonitor(bool on) {
 
 void ClientConn::resetState() {
   setMonitor(false);
-  in_multi_ = watching_ = sticky_ = false;
+  in_multi_ = watching_ = sticky_ = upstream_user_ = false;
   reply_mode_ = ReplyMode::kOn;
   pubsub_.reset();
   db_ = 0;
@@ -854,6 +897,10 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
       break;
     case StateEffect::kMonitor:
       if (r.rfind("+OK", 0) == 0) setMonitor(true);
+      break;
+    case StateEffect::kUpstreamAuth:
+      // The connection is that user's now: the client keeps it (until RESET).
+      if (r.rfind("+OK", 0) == 0) upstream_user_ = true;
       break;
     case StateEffect::kReset:
       if (r.rfind("+RESET", 0) == 0) {
@@ -1095,7 +1142,8 @@ void ClientConn::close() {
     // A connection with nothing pending and no state serves the next client that pins.
     backends::UpstreamConn* p = pinned_;
     pinned_ = nullptr;
-    server_->pool()->release(p, p->pending() == 0 && pinReleasable() && name_.empty());
+    server_->pool()->release(
+        p, p->pending() == 0 && pinReleasable() && name_.empty() && !auth_forwarded_);
   }
   ReplySlot* s = head_;
   while (s != nullptr) {
@@ -1207,6 +1255,11 @@ void ClientConn::answerAuth(const resp::Command& cmd, std::string* out) {
   }
   if (argc > 3) {
     e.error(resp::err::kSyntax);
+    return;
+  }
+  if (server_->acl().open()) {
+    // passAuthUpstream kept it here: readthru's own upstream credentials.
+    e.ok();
     return;
   }
   if (argc == 2 && server_->acl().defaultUser().noPassword()) {

@@ -150,6 +150,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // connection, both ways, byte for byte, until either side closes.
   void startTunnel(const resp::Command& cmd, backends::UpstreamConn* conn);
   void relayToUpstream(const char* data, size_t len);
+  // readthru has no users of its own (Acl::open): AUTH (unless it names readthru's own upstream
+  // credentials), the ACL user commands and, for a client AUTHed upstream, ACL WHOAMI are
+  // forwarded instead of answered.
+  void passAuthUpstream(const resp::Command& cmd, RouteDecision* d);
   // Queues an error reply readthru writes itself.
   void replyError(std::string_view message);
   void pin();
@@ -201,7 +205,12 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool close_after_flush_ = false;
   bool in_multi_ = false;
   bool watching_ = false;
-  bool tunnel_ = false;   // startTunnel() ran: nothing the client sends is parsed any more
+  bool tunnel_ = false;  // startTunnel() ran: nothing the client sends is parsed any more
+  // Without users of readthru's own, a client's AUTH goes to the upstream on a dedicated
+  // connection: upstream_user_ once it succeeded (the client keeps the connection until RESET),
+  // auth_forwarded_ once one was sent (the connection never serves anyone else).
+  bool upstream_user_ = false;
+  bool auth_forwarded_ = false;
   bool monitor_ = false;  // in MONITOR mode; then also in the server's MonitorFeed
   bool sticky_ = false;   // pinned by state readthru does not track
   enum class ReplyMode : uint8_t { kOn, kOff, kSkipNext };

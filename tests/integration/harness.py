@@ -210,6 +210,14 @@ def ping_ok(
         return False
 
 
+def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
+    """Polls `predicate` until it holds; fails the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def _tail(path: Path, limit: int = 4000) -> str:
     try:
         return path.read_text(errors="replace")[-limit:]

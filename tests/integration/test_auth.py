@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import Readthru, RedisServer, free_port, write_config
+from harness import Readthru, RedisServer, free_port, wait_for, write_config
 from resp_client import RespError, encode
 
 pytestmark = pytest.mark.proxy_only
@@ -167,3 +167,84 @@ def test_wrong_upstream_password_backs_off_instead_of_reconnecting_in_a_loop(tmp
     finally:
         assert proxy.stop() == 0, proxy.log()
         upstream.stop()
+
+
+# readthru without users of its own (no requirepass, no [[users]]): authentication is the
+# upstream's, as if the client talked to Redis.
+BOB = ("--user", "bob", "on", ">bob-pass", "~bob:*", "+@all")
+
+
+def upstream_connections(stack) -> list[dict]:
+    direct = stack.direct.client()
+    try:
+        me = direct.client_id()
+        return [c for c in direct.client_list() if int(c["id"]) != me]
+    finally:
+        direct.close()
+
+
+def test_without_users_of_its_own_readthru_passes_auth_to_the_upstream(make_stack):
+    stack = make_stack(upstream_args=BOB)
+    session = [
+        ("AUTH", "bob", "wrong"),
+        ("ACL", "WHOAMI"),
+        ("AUTH", "bob", "bob-pass"),
+        ("ACL", "WHOAMI"),
+        ("SET", "bob:1", "x"),
+        ("SET", "not-bobs", "x"),  # the upstream's ACL refuses it, in its own words
+        ("GET", "bob:1"),
+        ("RESET",),
+        ("ACL", "WHOAMI"),
+        ("SET", "not-bobs", "y"),
+    ]
+    replies = {}
+    for endpoint in (stack.direct, stack.endpoint):
+        stack.direct.client().flushall()
+        with endpoint.raw() as c, stack.endpoint.raw() as bystander:
+            replies[endpoint] = [c.raw_command(*cmd) for cmd in session]
+            assert bystander.command("ACL", "WHOAMI") == b"default"
+    assert replies[stack.endpoint] == replies[stack.direct]
+    assert replies[stack.endpoint][3] == b"$3\r\nbob\r\n"
+    assert replies[stack.endpoint][5].startswith(b"-NOPERM")
+
+
+def test_acl_user_commands_reach_the_upstream_when_readthru_has_no_users(make_stack):
+    stack = make_stack()
+    r = stack.endpoint.client()
+    assert r.execute_command("ACL", "SETUSER", "carol", "on", ">pw", "+ping") == b"OK"
+    assert stack.direct.client().execute_command("ACL", "GETUSER", "carol") is not None
+    assert b"carol" in r.execute_command("ACL", "USERS")
+    assert r.execute_command("ACL", "DELUSER", "carol") == 1
+
+
+def test_a_connection_a_clients_auth_went_through_serves_nobody_else(make_stack):
+    stack = make_stack(upstream_args=BOB)
+    with stack.endpoint.raw() as c:
+        assert c.command("PING") == b"PONG"
+        baseline = len(upstream_connections(stack))
+        assert c.command("AUTH", "bob", "bob-pass") == b"OK"
+        assert len(upstream_connections(stack)) == baseline + 1
+        # RESET makes the connection Redis's default user's, not readthru's upstream user's:
+        # the client goes back to the shared connections and that one is closed, not pooled.
+        assert c.command("RESET") == b"RESET"
+        assert c.command("PING") == b"PONG"
+        wait_for(lambda: len(upstream_connections(stack)) == baseline,
+                 f"the AUTHed connection stayed open: {upstream_connections(stack)}")
+        assert c.command("AUTH", "bob", "bob-pass") == b"OK"
+    wait_for(lambda: not [u for u in upstream_connections(stack) if u["user"] == "bob"],
+             "bob's connection outlived its client")
+
+
+def test_auth_with_readthrus_own_upstream_credentials_takes_no_dedicated_connection(make_stack):
+    stack = make_stack(connections=1, upstream_password=PASSWORD,
+                       upstream_args=("--requirepass", PASSWORD))
+    with stack.endpoint.raw() as c:
+        assert c.command("SET", "k", "v") == b"OK"
+        baseline = len(upstream_connections(stack))
+        assert c.command("AUTH", PASSWORD) == b"OK"
+        assert c.command("AUTH", "default", PASSWORD) == b"OK"
+        assert c.command("GET", "k") == b"v"
+        assert len(upstream_connections(stack)) == baseline
+        wrong = c.command("AUTH", "wrong")  # other credentials: the upstream's answer
+        assert isinstance(wrong, RespError) and wrong.code == b"WRONGPASS"
+        assert c.command("GET", "k") == b"v"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import HOST, RedisServer
+from harness import HOST, RedisServer, wait_for
 from resp_client import RespError, encode
 
 pytestmark = pytest.mark.proxy_only
@@ -53,13 +53,6 @@ class StreamReader:
 
     def close(self):
         self.sock.close()
-
-
-def wait_for(predicate, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def replicas(direct_r):
