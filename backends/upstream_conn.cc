@@ -218,7 +218,8 @@ void UpstreamConn::acceptedByUpstream() {
 }
 
 void UpstreamConn::onTimer() {
-  if (state_ != State::kReady || fifo_.empty() || fifo_.front().tunnel) return;
+  if (state_ != State::kReady || fifo_.empty()) return;
+  if (tunnel_ != nullptr && fifo_.front().target == tunnel_) return;  // a stream, never late
   if (uv_now(loop_) - fifo_.front().sent_at >= options_.command_timeout_ms) {
     fail(resp::err::kUpstreamTimeout);
   }
@@ -256,7 +257,8 @@ void UpstreamConn::sendUnanswered(std::string_view request) {
 void UpstreamConn::sendTunnel(std::string_view request, ReplyTarget* target) {
   sealBatch();
   out_.append(request);
-  fifo_.push_back(Pending{target, uv_now(loop_), true});
+  fifo_.push_back(Pending{target, uv_now(loop_)});
+  tunnel_ = target;
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
@@ -393,7 +395,8 @@ void UpstreamConn::flushTls() {
 
 void UpstreamConn::consume(const char* data, size_t len) {
   while (len > 0 && state_ == State::kReady) {
-    if (handshake_left_ == 0 && !fifo_.empty() && fifo_.front().tunnel) {
+    if (tunnel_ != nullptr && handshake_left_ == 0 && !fifo_.empty() &&
+        fifo_.front().target == tunnel_) {
       if (ReplyTarget* t = fifo_.front().target) t->replyData(data, len);
       return;
     }

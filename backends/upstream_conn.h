@@ -94,7 +94,7 @@ class UpstreamConn final : public Flushable {
   // Queues a request whose reply never ends in RESP terms (SYNC, PSYNC: a payload, then the
   // replication stream): once the replies before it are in, every byte read goes to `target`
   // (replyData) as it arrives, unframed, until the connection closes. Whatever follows goes
-  // with sendUnanswered; such a connection is never handed to anyone else.
+  // with sendUnanswered; such a connection is never handed to anyone else. `target` is not null.
   void sendTunnel(std::string_view request, ReplyTarget* target);
   // Stops reading the socket (whoever reads a tunnel is behind) and starts again.
   void pauseReading();
@@ -131,7 +131,6 @@ class UpstreamConn final : public Flushable {
   struct Pending {
     ReplyTarget* target;
     uint64_t sent_at;
-    bool tunnel = false;  // sendTunnel: everything read from its turn on is its reply
   };
   void startReading();
   ~UpstreamConn();
@@ -174,6 +173,8 @@ class UpstreamConn final : public Flushable {
   uv_getaddrinfo_t resolve_req_;
   bool tcp_open_ = false;
   bool read_paused_ = false;  // pauseReading(): not reading although connected
+  // sendTunnel's target: once its entry heads the FIFO, everything read is its reply.
+  ReplyTarget* tunnel_ = nullptr;
   bool tcp_closing_ = false;  // uv_close asked, its callback not run yet: tcp_ is not reusable
   bool writing_ = false;
   bool resolving_ = false;
