@@ -866,6 +866,9 @@ void ClientConn::slotProgress(ReplySlot* slot, size_t bytes) {
 void ClientConn::slotFinished(ReplySlot* slot, bool failed) {
   if (inflight_ > 0 && --inflight_ == 0) inflight_conn_ = nullptr;
   if (slot->proves_unanswered_) unanswered_ = false;
+  // A SYNC that failed before any of its stream reached the client (the upstream was down) got
+  // an error reply like any command: the client carries on as one.
+  if (slot->effect_ == StateEffect::kTunnel && failed && !slot->streamed_) tunnel_ = false;
   applyEffect(slot, failed);
   server_->flusher()->mark(this);
 }

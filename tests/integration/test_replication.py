@@ -163,3 +163,14 @@ def test_sync_inside_multi_is_refused_by_redis_as_directly(proxy, upstream):
             replies[endpoint] = got
     assert replies[proxy] == replies[upstream]
     assert isinstance(replies[proxy][1], RespError)
+
+
+def test_sync_while_the_upstream_is_down_is_an_error_and_the_client_carries_on(make_stack):
+    stack = make_stack()
+    stack.upstream.kill()
+    with stack.endpoint.raw(timeout=10) as c:
+        reply = c.command("SYNC")
+        assert isinstance(reply, RespError) and reply.code == b"ERR", reply
+        # Not a relay: the next command is read and answered as any other.
+        again = c.command("PING")
+        assert isinstance(again, RespError) and b"upstream unavailable" in bytes(again), again
