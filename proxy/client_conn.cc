@@ -6,6 +6,7 @@
 
 #include "proxy/acl.h"
 #include "proxy/log.h"
+#include "proxy/password_hash.h"
 #include "proxy/readthru_command.h"
 #include "proxy/redis_int.h"
 #include "proxy/server.h"
@@ -259,8 +260,10 @@ void ClientConn::passAuthUpstream(const resp::Command& cmd, RouteDecision* d) {
       std::string_view user = argc == 3 ? cmd.argv[1] : std::string_view("default");
       std::string_view own_user = config.upstream_username;
       if (own_user.empty()) own_user = "default";
+      // Compared as hashes, in time independent of where the passwords differ.
       if (!upstream_user_ && (argc == 2 || argc == 3) && !config.upstream_password.empty() &&
-          user == own_user && cmd.argv.back() == config.upstream_password) {
+          user == own_user &&
+          hashesEqual(sha256(cmd.argv.back()), sha256(config.upstream_password))) {
         // The credentials readthru's shared connections already use: nothing to switch, and
         // answerAuth says +OK.
         return;
