@@ -502,6 +502,10 @@ int Sqlite(Args& a) {
 
 int main(int argc, char** argv) {
   loadgen::g_program = "writer_loadgen";
+  // SQLite as readthru configures it (backends/sqlite_backend.cc: no memory statistics, whose
+  // process-wide mutex slows concurrent queries), so the application-side queries here cost
+  // what readthru's do.
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   if (argc < 2) Die("usage: writer_loadgen set|drain|stats|verify|sqlite --option value ...");
   std::string cmd = argv[1];
   Args a(argc, argv);
