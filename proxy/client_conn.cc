@@ -252,18 +252,21 @@ void ClientConn::processFrom(const char* data, size_t len, size_t* consumed) {
   }
 }
 
+bool ClientConn::ownUpstreamCredentials(std::string_view user, std::string_view password) const {
+  const Config& config = server_->config();
+  std::string_view own_user = config.upstream_username;
+  if (own_user.empty()) own_user = "default";
+  // Compared as hashes, in time independent of where the passwords differ.
+  return !upstream_user_ && !config.upstream_password.empty() && user == own_user &&
+         hashesEqual(sha256(password), sha256(config.upstream_password));
+}
+
 void ClientConn::passAuthUpstream(const resp::Command& cmd, RouteDecision* d) {
   switch (d->local) {
     case LocalCommand::kAuth: {
       size_t argc = cmd.argv.size();
-      const Config& config = server_->config();
       std::string_view user = argc == 3 ? cmd.argv[1] : std::string_view("default");
-      std::string_view own_user = config.upstream_username;
-      if (own_user.empty()) own_user = "default";
-      // Compared as hashes, in time independent of where the passwords differ.
-      if (!upstream_user_ && (argc == 2 || argc == 3) && !config.upstream_password.empty() &&
-          user == own_user &&
-          hashesEqual(sha256(cmd.argv.back()), sha256(config.upstream_password))) {
+      if ((argc == 2 || argc == 3) && ownUpstreamCredentials(user, cmd.argv.back())) {
         // The credentials readthru's shared connections already use: nothing to switch, and
         // answerAuth says +OK.
         return;
@@ -273,11 +276,28 @@ void ClientConn::passAuthUpstream(const resp::Command& cmd, RouteDecision* d) {
       d->effect = StateEffect::kUpstreamAuth;
       return;
     }
+    case LocalCommand::kHello: {
+      // HELLO <protover> ... AUTH <user> <password> ...: as AUTH, but Redis answers the whole
+      // HELLO (protocol, name and all) on the connection the client then keeps.
+      const auto& argv = cmd.argv;
+      for (size_t j = 2; j + 2 < argv.size(); ++j) {
+        if (!equalsIgnoreCase(argv[j], "auth")) continue;
+        if (ownUpstreamCredentials(argv[j + 1], argv[j + 2])) return;  // answerHello's
+        d->route = Route::kPin;
+        d->local = LocalCommand::kNone;
+        d->effect = StateEffect::kUpstreamHello;
+        return;
+      }
+      return;
+    }
     case LocalCommand::kAclRefused:
       d->route = Route::kShared;  // or the client's own connection, when it has one
       d->local = LocalCommand::kNone;
       return;
+    case LocalCommand::kClientSetName:
+    case LocalCommand::kClientGetName:
     case LocalCommand::kAclWhoami:
+      // A client AUTHed upstream keeps its connection: its name and user are that connection's.
       if (upstream_user_) {
         d->route = Route::kShared;
         d->local = LocalCommand::kNone;
@@ -776,6 +796,15 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
       // Queued in a transaction, it changes the user at EXEC, out of readthru's sight.
       if (in_multi_) sticky_ = true;
       break;
+    case StateEffect::kUpstreamHello: {
+      auth_forwarded_ = true;
+      // Redis switches the connection's protocol itself: the client keeps it for good.
+      sticky_ = true;
+      int64_t ver = 0;
+      if (nargs >= 1) (void)parseRedisInt(cmd.argv[1], &ver);
+      s->select_db_ = ver;
+      break;
+    }
     default:
       break;
   }
@@ -907,6 +936,16 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
     case StateEffect::kUpstreamAuth:
       // The connection is that user's now: the client keeps it (until RESET).
       if (r.rfind("+OK", 0) == 0) upstream_user_ = true;
+      break;
+    case StateEffect::kUpstreamHello:
+      // A map (RESP3) or an array (RESP2) is Redis's HELLO reply; an error changed nothing.
+      if (!r.empty() && (r[0] == '%' || r[0] == '*')) {
+        upstream_user_ = true;
+        if (slot->select_db_ == 2 || slot->select_db_ == 3) {
+          protocol_ = static_cast<uint8_t>(slot->select_db_);
+          if (pinned_ != nullptr) pinned_->setProtocol(protocol_);
+        }
+      }
       break;
     case StateEffect::kReset:
       if (r.rfind("+RESET", 0) == 0) {

@@ -154,6 +154,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   // credentials), the ACL user commands and, for a client AUTHed upstream, ACL WHOAMI are
   // forwarded instead of answered.
   void passAuthUpstream(const resp::Command& cmd, RouteDecision* d);
+  // Whether `user` and `password` are readthru's own [upstream] credentials (and the client is
+  // on the shared connections, which use them).
+  bool ownUpstreamCredentials(std::string_view user, std::string_view password) const;
   // Queues an error reply readthru writes itself.
   void replyError(std::string_view message);
   void pin();

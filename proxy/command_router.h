@@ -46,10 +46,11 @@ enum class StateEffect {
   kSelect,
   kMonitor,
   kReset,
-  kClientReply,   // CLIENT REPLY ON|OFF|SKIP: which requests get a reply at all
-  kSticky,        // state readthru does not track (CLIENT TRACKING, READONLY): pinned for good
-  kTunnel,        // SYNC, PSYNC: from here on the connection is relayed byte for byte
-  kUpstreamAuth,  // AUTH passed to the upstream (readthru without users): its user on +OK
+  kClientReply,    // CLIENT REPLY ON|OFF|SKIP: which requests get a reply at all
+  kSticky,         // state readthru does not track (CLIENT TRACKING, READONLY): pinned for good
+  kTunnel,         // SYNC, PSYNC: from here on the connection is relayed byte for byte
+  kUpstreamAuth,   // AUTH passed to the upstream (readthru without users): its user on +OK
+  kUpstreamHello,  // HELLO with AUTH passed to the upstream: its user and protocol on success
 };
 
 struct RouteDecision {

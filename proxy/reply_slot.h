@@ -76,7 +76,7 @@ class ReplySlot final : public backends::ReplyTarget {
                                     // shows they ran
   int frames_left_ = 1;        // replies still expected; -1: bare UNSUBSCRIBE (until none left)
   char unsubscribe_kind_ = 0;  // 'c', 'p' or 's' for the bare UNSUBSCRIBE family
-  int64_t select_db_ = 0;
+  int64_t select_db_ = 0;      // SELECT's db; for kUpstreamHello, the protocol version asked for
   CommandClass class_ = CommandClass::kNone;  // a client command's, timed until answered
   uint64_t taken_at_ns_ = 0;                  // uv_hrtime() of the read that completed it
 };

@@ -248,3 +248,25 @@ def test_auth_with_readthrus_own_upstream_credentials_takes_no_dedicated_connect
         wrong = c.command("AUTH", "wrong")  # other credentials: the upstream's answer
         assert isinstance(wrong, RespError) and wrong.code == b"WRONGPASS"
         assert c.command("GET", "k") == b"v"
+
+
+def test_hello_auth_without_users_of_its_own_goes_to_the_upstream(make_stack):
+    # What RESP3 clients (node-redis) send on connect when their URL carries credentials.
+    stack = make_stack(upstream_args=BOB)
+    seen = {}
+    for endpoint in (stack.direct, stack.endpoint):
+        with endpoint.raw() as c:
+            wrong = c.raw_command("HELLO", "3", "AUTH", "bob", "wrong")
+            hello = c.command("HELLO", "3", "AUTH", "bob", "bob-pass", "SETNAME", "app")
+            assert isinstance(hello, dict), hello
+            hello.pop(b"id")  # the connection's id: Redis's, in both cases
+            rest = [c.raw_command(*cmd) for cmd in (
+                ("ACL", "WHOAMI"), ("CLIENT", "GETNAME"), ("GET", "bob:none"),
+                ("SET", "not-bobs", "x"), ("RESET",), ("ACL", "WHOAMI"), ("GET", "bob:none"),
+            )]
+            seen[endpoint] = (wrong, hello, rest)
+    assert seen[stack.endpoint] == seen[stack.direct]
+    wrong, hello, rest = seen[stack.endpoint]
+    assert wrong.startswith(b"-WRONGPASS") and hello[b"proto"] == 3
+    assert rest[:3] == [b"$3\r\nbob\r\n", b"$3\r\napp\r\n", b"_\r\n"]  # RESP3 after HELLO 3
+    assert rest[-2:] == [b"$7\r\ndefault\r\n", b"$-1\r\n"]  # RESP2 again after RESET
