@@ -98,23 +98,25 @@ def test_killing_readthrus_upstream_connections_does_not_refuse_new_commands(pro
     assert r.ping()
 
 
-def test_monitor_shows_the_commands_readthru_answers_itself_with_secrets_redacted(proxy, upstream):
-    # Redis's "MONITOR supports redacting command arguments" waits for these lines; readthru
-    # answers AUTH, HELLO and CLIENT SETNAME itself, so Redis never sees them.
+def test_monitor_shows_the_commands_readthru_answers_itself_with_secrets_redacted(make_stack):
+    # Redis's "MONITOR supports redacting command arguments" waits for these lines. With a
+    # password of its own, readthru answers AUTH, HELLO AUTH and CLIENT SETNAME itself, so Redis
+    # never sees them: through readthru only its MONITOR feed can show them.
+    stack = make_stack(requirepass="feed-test-pass")
     seen = {}
-    for endpoint in (upstream, proxy):
-        with endpoint.raw(timeout=5) as mon:
+    for endpoint in (stack.direct, stack.endpoint):
+        # Connected (and, through readthru, authenticated) before MONITOR starts.
+        with endpoint.raw(timeout=5) as c, endpoint.raw(timeout=5) as mon:
             assert mon.command("MONITOR") == b"OK"
-            with endpoint.raw(timeout=5) as c:
-                assert isinstance(c.command("AUTH", "not-real"), RespError)
-                assert isinstance(c.command("AUTH", "not-real", "not-a-password"), RespError)
-                assert isinstance(c.command("HELLO", "2", "AUTH", "not-real", "pw"), RespError)
-                assert c.command("CLIENT", "SETNAME", 'quote"d') == b"OK"
+            assert isinstance(c.command("AUTH", "not-real"), RespError)
+            assert isinstance(c.command("AUTH", "not-real", "not-a-password"), RespError)
+            assert isinstance(c.command("HELLO", "2", "AUTH", "not-real", "pw"), RespError)
+            assert c.command("CLIENT", "SETNAME", 'quote"d') == b"OK"
             lines = [bytes(mon.read_reply()) for _ in range(4)]
         # "<time> [<db> <address>] <arguments>": the address is the connection Redis saw
         seen[endpoint] = [line.split(b"] ", 1)[1] for line in lines]
         assert all(line.split(b" ", 1)[1].startswith(b"[0 ") for line in lines), lines
-    assert seen[proxy] == seen[upstream] == [
+    assert seen[stack.endpoint] == seen[stack.direct] == [
         b'"AUTH" "(redacted)"',
         b'"AUTH" "(redacted)" "(redacted)"',
         b'"HELLO" "2" "AUTH" "(redacted)" "(redacted)"',
