@@ -112,7 +112,7 @@ ClientConn::ClientConn(Server* server, uint64_t id, bool unix_socket)
   }
   stream()->data = this;
   setUser(server_->acl().initialUser());
-  last_active_ = uv_now(server_->loop());
+  last_active_ = created_ = uv_now(server_->loop());
 }
 
 ClientConn::~ClientConn() { --g_live; }
@@ -380,6 +380,12 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   RouteDecision d = routeCommand(cmd.argv);
   if (d.route == Route::kLocal && server_->acl().open()) passAuthUpstream(cmd, &d);
   command_class_ = commandClass(d);
+  if (last_cmd_ != d.info) last_cmd_ = d.info;
+  if (d.info != nullptr && d.info->has_subcommands && cmd.argv.size() > 1) {
+    last_sub_ = asciiLower(cmd.argv[1]);
+  } else if (!last_sub_.empty()) {
+    last_sub_.clear();
+  }
   if (!unrestricted_) {
     // Not authenticated, or a user with restrictions. redis-server checks the command's
     // existence and arity first, then authentication, then the user's permissions.
@@ -438,14 +444,22 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
   }
   if (d.route == Route::kLocal && d.local == LocalCommand::kClientId && pinned_ != nullptr &&
       !in_multi_) {
-    // A pinned client's id is its upstream connection's: the one CLIENT LIST, KILL, UNBLOCK and
-    // TRACKING REDIRECT know it by.
-    forward(cmd, d, pinned_);
+    // A pinned client's id is its upstream connection's: the one CLIENT UNBLOCK and TRACKING
+    // REDIRECT know it by (and, while it keeps that connection, CLIENT LIST and KILL).
+    RouteDecision by_conn = d;
+    by_conn.effect = StateEffect::kClientId;
+    forward(cmd, by_conn, pinned_);
     return true;
+  }
+  if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
+      d.local == LocalCommand::kClientKill) {
+    // Queued, it would run upstream at EXEC and kill readthru's own connections there.
+    return refuseCommand("ERR CLIENT KILL inside MULTI is not supported by readthru");
   }
   if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
       (d.local == LocalCommand::kClientSetName || d.local == LocalCommand::kClientGetName ||
        d.local == LocalCommand::kClientId || d.local == LocalCommand::kClientSetInfo ||
+       d.local == LocalCommand::kClientList || d.local == LocalCommand::kClientInfo ||
        d.local == LocalCommand::kHello)) {
     // Inside MULTI Redis queues these (+QUEUED) and runs them at EXEC: so does the upstream.
     if (d.local == LocalCommand::kClientSetName && cmd.argv.size() == 3 &&
@@ -571,23 +585,154 @@ void ClientConn::authFailed(std::string_view how, std::string_view user) {
                shortName(user));
 }
 
+namespace {
+
+// "ip:port" or "[ip6]:port"; empty when `addr` is neither family.
+std::string formatInetAddress(const sockaddr_storage& addr) {
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+    uv_ip6_name(a, ip, sizeof ip);
+    return fmt::format("[{}]:{}", ip, ntohs(a->sin6_port));
+  }
+  if (addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    uv_ip4_name(a, ip, sizeof ip);
+    return fmt::format("{}:{}", ip, ntohs(a->sin_port));
+  }
+  return {};
+}
+
+}  // namespace
+
 std::string ClientConn::peerAddress() const {
-  std::string addr = unix_socket_ ? "unix:" + server_->config().unixsocket : "?";
-  sockaddr_storage peer{};
-  int len = sizeof peer;
-  if (!unix_socket_ && uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (peer.ss_family == AF_INET6) {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&peer);
-      uv_ip6_name(a, ip, sizeof ip);
-      addr = fmt::format("[{}]:{}", ip, ntohs(a->sin6_port));
+  if (unix_socket_) return "unix:" + server_->config().unixsocket;
+  std::string addr = socketAddress(false);
+  return addr.empty() ? "?" : addr;
+}
+
+std::string ClientConn::socketAddress(bool local) const {
+  if (unix_socket_) return server_->config().unixsocket + ":0";
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  auto* sa = reinterpret_cast<sockaddr*>(&addr);
+  int rc = local ? uv_tcp_getsockname(&tcp_, sa, &len) : uv_tcp_getpeername(&tcp_, sa, &len);
+  return rc == 0 ? formatInetAddress(addr) : std::string();
+}
+
+ClientSummary ClientConn::summary() const {
+  ClientSummary c;
+  uint64_t now = uv_now(server_->loop());
+  bool by_upstream_id = pinned_ != nullptr && upstream_id_ != 0 && upstream_id_conn_ == pinned_;
+  c.id = by_upstream_id ? upstream_id_ : id_;
+  c.addr = socketAddress(false);
+  c.laddr = socketAddress(true);
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) == 0) c.fd = fd;
+  c.name = name_;
+  c.age_s = (now - std::min(now, created_)) / 1000;
+  c.idle_s = (now - std::min(now, last_active_)) / 1000;
+  if (tunnel_) c.flags += 'S';
+  if (monitor_) c.flags += 'O';
+  if (inPubsub()) c.flags += 'P';
+  if (in_multi_) c.flags += 'x';
+  if (last_cmd_ != nullptr && (last_cmd_->flags & resp::kFlagBlocking) && inflight_ > 0) {
+    c.flags += 'b';
+  }
+  if (close_after_flush_) c.flags += 'c';
+  if (unix_socket_) c.flags += 'U';
+  if (c.flags.empty()) c.flags = "N";
+  c.db = db_;
+  if (pubsub_) {
+    c.sub = pubsub_->channels.size();
+    c.psub = pubsub_->patterns.size();
+    c.ssub = pubsub_->shard_channels.size();
+  }
+  c.multi = in_multi_ ? multi_queued_ : -1;
+  c.qbuf = in_.size();
+  c.qbuf_free = in_.capacity() - in_.size();
+  c.rbs = in_.capacity();
+  c.obl = out_.size();
+  c.oll = slots_;
+  c.omem = outputBytes();
+  c.tot_mem = sizeof(*this) + in_.capacity() + out_.capacity() + slot_bytes_ + name_.capacity();
+  c.events = reading_ ? "r" : "";
+  if (write_ != nullptr) c.events += 'w';
+  if (last_cmd_ == nullptr) {
+    c.cmd = "NULL";
+  } else {
+    c.cmd = asciiLower(last_cmd_->name);
+    if (!last_sub_.empty()) c.cmd += "|" + last_sub_;
+  }
+  c.user = user_ != nullptr ? user_->name() : "default";
+  c.resp = protocol_;
+  if (tunnel_) {
+    c.type = ClientType::kReplica;
+  } else if (inPubsub()) {
+    c.type = ClientType::kPubsub;
+  }
+  return c;
+}
+
+void ClientConn::answerClientList(const resp::Command& cmd, LocalCommand which, std::string* out) {
+  resp::ReplyEncoder e(out, protocol_);
+  if (which == LocalCommand::kClientInfo) {
+    if (cmd.argv.size() != 2) {
+      return e.error("ERR wrong number of arguments for 'client|info' command");
+    }
+    return e.verbatim("txt", formatClientLine(summary()) + "\n");
+  }
+  if (which == LocalCommand::kClientList) {
+    ClientListFilter filter;
+    std::string err = parseClientList(cmd.argv, &filter);
+    if (!err.empty()) return e.error(err);
+    std::vector<ClientSummary> all;
+    for (ClientConn* c : server_->openClients()) all.push_back(c->summary());
+    std::string text;
+    auto add = [&text](const ClientSummary& c) { text += formatClientLine(c) + "\n"; };
+    if (filter.ids.empty()) {
+      for (const ClientSummary& c : all) {
+        if (filter.matches(c)) add(c);
+      }
     } else {
-      auto* a = reinterpret_cast<sockaddr_in*>(&peer);
-      uv_ip4_name(a, ip, sizeof ip);
-      addr = fmt::format("{}:{}", ip, ntohs(a->sin_port));
+      // In the order the ids were given, as redis-server answers.
+      for (uint64_t id : filter.ids) {
+        for (const ClientSummary& c : all) {
+          if (c.id == id) add(c);
+        }
+      }
+    }
+    return e.verbatim("txt", text);
+  }
+  ClientKillFilter filter;
+  std::string err = parseClientKill(cmd.argv, &filter);
+  if (!err.empty()) return e.error(err);
+  if (filter.user && server_->acl().find(*filter.user) == nullptr) {
+    return e.error(fmt::format("ERR No such user '{}'", *filter.user));
+  }
+  std::vector<ClientConn*> victims;
+  bool me = false;
+  for (ClientConn* c : server_->openClients()) {
+    if (!filter.matches(c->summary(), c == this)) continue;
+    if (c == this) {
+      me = true;
+    } else {
+      victims.push_back(c);
     }
   }
-  return addr;
+  size_t killed = victims.size() + (me ? 1 : 0);
+  for (ClientConn* c : victims) {
+    log::info("client id={}: killed by CLIENT KILL from client id={}", c->id_, id_);
+    c->close();
+  }
+  if (filter.old_form) {
+    if (killed == 0) return e.error("ERR No such client");
+    e.ok();
+  } else {
+    e.integer(static_cast<int64_t>(killed));
+  }
+  // Like QUIT: this reply is the last one; nothing after it runs.
+  if (me) drainAndClose();
 }
 
 backends::UpstreamConn* ClientConn::writeConn() {
@@ -717,6 +862,7 @@ bool ClientConn::takeReplyExpected() {
 void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
                          backends::UpstreamConn* conn, SlotInterceptor* interceptor,
                          Loader* on_nil) {
+  if (in_multi_ && d.effect != StateEffect::kExecOrDiscard) ++multi_queued_;
   bool expect_reply = takeReplyExpected();
   if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3 && !in_multi_ &&
       !(inPubsub() && protocol_ == 2)) {
@@ -913,7 +1059,19 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
   // refused (inside a transaction, to a RESP2 subscriber), EXEC without MULTI changes nothing.
   switch (slot->effect_) {
     case StateEffect::kMulti:
-      if (starts("+OK")) in_multi_ = true;
+      if (starts("+OK")) {
+        in_multi_ = true;
+        multi_queued_ = 0;
+      }
+      break;
+    case StateEffect::kClientId:
+      if (starts(":") && pinned_ != nullptr) {
+        int64_t id = 0;
+        if (parseRedisInt(std::string_view(r).substr(1, r.size() - 3), &id) && id > 0) {
+          upstream_id_ = static_cast<uint64_t>(id);
+          upstream_id_conn_ = pinned_;
+        }
+      }
       break;
     case StateEffect::kExecOrDiscard:
       if (!starts("-ERR EXEC without MULTI") && !starts("-ERR DISCARD without MULTI")) {
@@ -1267,6 +1425,11 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
     case LocalCommand::kAclWhoami:
     case LocalCommand::kAclRefused:
       answerAcl(cmd, d.local, &out);
+      break;
+    case LocalCommand::kClientList:
+    case LocalCommand::kClientInfo:
+    case LocalCommand::kClientKill:
+      answerClientList(cmd, d.local, &out);
       break;
     default:
       answerClient(cmd, d.local, &out);

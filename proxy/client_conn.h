@@ -24,6 +24,7 @@
 
 #include "backends/loop_flusher.h"
 #include "backends/upstream_conn.h"
+#include "proxy/client_list.h"
 #include "proxy/command_router.h"
 #include "proxy/reply_slot.h"
 #include "proxy/write_plan.h"
@@ -56,8 +57,14 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   uint64_t lastActive() const { return last_active_; }
   bool pinned() const { return pinned_ != nullptr; }
   backends::UpstreamConn* pinnedConn() { return pinned_; }
-  // "ip:port", "[ip6]:port" or "unix:<path>", as Redis names a client; "?" when unknown.
+  // "ip:port", "[ip6]:port" or "unix:<path>", as Redis's MONITOR names a client; "?" when
+  // unknown.
   std::string peerAddress() const;
+  bool closing() const { return closing_; }
+  // A replica: SYNC or PSYNC made the connection a relay (startTunnel).
+  bool replica() const { return tunnel_; }
+  // What CLIENT LIST says of this client (client_list.h).
+  ClientSummary summary() const;
   // Delivers a frame nobody asked for (a MONITOR line, a pub/sub message) ahead of the next
   // reply the client is owed from `from` (nullptr: after everything it is owed).
   void pushUnsolicited(std::string&& frame, backends::UpstreamConn* from);
@@ -129,6 +136,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void answerAuth(const resp::Command& cmd, std::string* out);
   void answerHello(const resp::Command& cmd, std::string* out);
   void answerClient(const resp::Command& cmd, LocalCommand which, std::string* out);
+  // CLIENT LIST, INFO and KILL over the server's clients.
+  void answerClientList(const resp::Command& cmd, LocalCommand which, std::string* out);
+  // "ip:port", "[ip6]:port" or "<unixsocket>:0", as CLIENT LIST names either end of the socket.
+  std::string socketAddress(bool local) const;
   void answerAcl(const resp::Command& cmd, LocalCommand which, std::string* out);
   // The client is now `user` (nullptr: not authenticated).
   void setUser(const AclUser* user);
@@ -192,7 +203,16 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   backends::UpstreamConn* pinned_ = nullptr;
   std::unique_ptr<PubsubState> pubsub_;
   std::string name_;
+  uint64_t created_ = 0;  // uv_now() at accept, for CLIENT LIST's age
   uint64_t last_active_ = 0;
+  // The command dispatched last, for CLIENT LIST's cmd= (its subcommand, lowercase, if any).
+  const resp::CommandInfo* last_cmd_ = nullptr;
+  std::string last_sub_;
+  int64_t multi_queued_ = 0;  // commands sent inside the current MULTI
+  // What a pinned client's CLIENT ID answered: its dedicated connection's id upstream, the one
+  // CLIENT LIST shows and CLIENT KILL ID takes for the client while it keeps that connection.
+  uint64_t upstream_id_ = 0;
+  const backends::UpstreamConn* upstream_id_conn_ = nullptr;
   uint64_t read_at_ns_ = 0;  // uv_hrtime() of the last read, for CommandMetrics
   CommandClass command_class_ = CommandClass::kNone;  // of the command being dispatched
   uint64_t soft_limit_since_ = 0;  // pubsub output over the soft limit since (ms), 0: not over

@@ -48,7 +48,7 @@ const Known& known() {
 // CLIENT subcommands that leave the connection as it was, so a shared connection may run them.
 bool clientSubcommandIsStateless(std::string_view sub) {
   static constexpr std::string_view kStateless[] = {
-      "list", "info", "kill", "pause", "unpause", "help", "getredir", "trackinginfo", "unblock",
+      "pause", "unpause", "help", "getredir", "trackinginfo", "unblock",
   };
   for (auto s : kStateless) {
     if (equalsIgnoreCase(sub, s)) return true;
@@ -114,6 +114,9 @@ RouteDecision routeCommand(const std::vector<std::string_view>& argv) {
     if (equalsIgnoreCase(sub, "getname")) return local(LocalCommand::kClientGetName);
     if (equalsIgnoreCase(sub, "id")) return local(LocalCommand::kClientId);
     if (equalsIgnoreCase(sub, "setinfo")) return local(LocalCommand::kClientSetInfo);
+    if (equalsIgnoreCase(sub, "list")) return local(LocalCommand::kClientList);
+    if (equalsIgnoreCase(sub, "info")) return local(LocalCommand::kClientInfo);
+    if (equalsIgnoreCase(sub, "kill")) return local(LocalCommand::kClientKill);
     if (clientSubcommandIsStateless(sub)) return d;
     if (equalsIgnoreCase(sub, "reply")) return pin(StateEffect::kClientReply);
     return pin(StateEffect::kSticky);

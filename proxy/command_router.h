@@ -29,6 +29,9 @@ enum class LocalCommand {
   kClientGetName,
   kClientId,
   kClientSetInfo,
+  kClientList,  // CLIENT LIST, INFO and KILL: over readthru's clients (client_list.h)
+  kClientInfo,
+  kClientKill,
   kReadthru,    // READTHRU STATS|HELP: readthru's own container command
   kAclWhoami,   // ACL WHOAMI: the client's readthru user
   kAclRefused,  // ACL subcommands that would read or change the upstream's users
@@ -51,6 +54,7 @@ enum class StateEffect {
   kTunnel,         // SYNC, PSYNC: from here on the connection is relayed byte for byte
   kUpstreamAuth,   // AUTH passed to the upstream (readthru without users): its user on +OK
   kUpstreamHello,  // HELLO with AUTH passed to the upstream: its user and protocol on success
+  kClientId,       // a pinned client's CLIENT ID, answered by its connection: the id it goes by
 };
 
 struct RouteDecision {

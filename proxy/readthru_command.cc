@@ -6,6 +6,7 @@
 #include <charconv>
 #include <variant>
 
+#include "proxy/client_conn.h"
 #include "proxy/command_router.h"
 #include "proxy/redis_int.h"
 #include "proxy/reply_slot.h"
@@ -257,9 +258,31 @@ constexpr std::string_view kHelp[] = {
 };
 
 // INFO's reply is a bulk string (RESP2) or a verbatim string "txt:..." (RESP3).
+// Sets the value of INFO's `field` (its first line "<field>:...") to `value`, if it is there.
+void setInfoField(std::string* body, std::string_view field, std::string_view value) {
+  std::string line = fmt::format("{}:", field);
+  size_t at = body->rfind(line, 0) == 0 ? 0 : body->find("\r\n" + line);
+  if (at == std::string::npos) return;
+  if (at != 0) at += 2;
+  size_t start = at + line.size();
+  size_t end = body->find("\r\n", start);
+  body->replace(start, (end == std::string::npos ? body->size() : end) - start, value);
+}
+
+// INFO's clients are readthru's: connected_clients counts the clients connected to readthru
+// (without replicas, as redis-server counts), not readthru's upstream connections, and
+// maxclients is readthru's limit.
+void describeOwnClients(Server* server, std::string* body) {
+  size_t clients = 0;
+  for (ClientConn* c : server->openClients()) clients += !c->replica();
+  setInfoField(body, "connected_clients", std::to_string(clients));
+  setInfoField(body, "maxclients", std::to_string(server->config().maxclients));
+}
+
 class InfoInterceptor final : public SlotInterceptor {
  public:
-  explicit InfoInterceptor(Server* server) : server_(server) {}
+  // `add_section`: the reply gets readthru's own section too.
+  InfoInterceptor(Server* server, bool add_section) : server_(server), add_section_(add_section) {}
   void onReply(ReplySlot* slot) override {
     std::string reply;
     reply.swap(slot->data_);
@@ -271,8 +294,11 @@ class InfoInterceptor final : public SlotInterceptor {
       auto [p, ec] = std::from_chars(r.data() + 1, r.data() + eol, len);
       if (ec == std::errc() && p == r.data() + eol && eol + 2 + len + 2 == r.size()) {
         std::string body(r.substr(eol + 2, len));
-        if (!body.empty()) body += "\r\n";
-        body += readthruInfoSection(server_);
+        describeOwnClients(server_, &body);
+        if (add_section_) {
+          if (!body.empty()) body += "\r\n";
+          body += readthruInfoSection(server_);
+        }
         std::string out = fmt::format("{}{}\r\n", type, body.size());
         out += body;
         out += "\r\n";
@@ -285,6 +311,7 @@ class InfoInterceptor final : public SlotInterceptor {
 
  private:
   Server* server_;
+  bool add_section_;
 };
 
 }  // namespace
@@ -381,7 +408,10 @@ SlotInterceptor* interceptInfo(Server* server, const std::vector<std::string_vie
     wanted = equalsIgnoreCase(argv[i], "all") || equalsIgnoreCase(argv[i], "everything") ||
              equalsIgnoreCase(argv[i], "default") || equalsIgnoreCase(argv[i], "readthru");
   }
-  return wanted ? new InfoInterceptor(server) : nullptr;
+  bool clients = wanted;
+  for (size_t i = 1; i < argv.size() && !clients; ++i)
+    clients = equalsIgnoreCase(argv[i], "clients");
+  return clients ? new InfoInterceptor(server, wanted) : nullptr;
 }
 
 }  // namespace readthru

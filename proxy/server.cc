@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -149,6 +150,15 @@ void Server::onConnection(uv_stream_t* listener, int status) {
   } else {
     c->start();
   }
+}
+
+std::vector<ClientConn*> Server::openClients() const {
+  std::vector<ClientConn*> out;
+  for (ClientConn* c = clients_head_; c != nullptr; c = c->next_) {
+    if (!c->closing()) out.push_back(c);
+  }
+  std::reverse(out.begin(), out.end());  // the list keeps the newest first
+  return out;
 }
 
 void Server::removeClient(ClientConn* c) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backends/loop_flusher.h"
 #include "proxy/acl.h"
@@ -52,6 +53,8 @@ class Server {
   WriterQueueState writerQueue(const Writer& w) const { return write_behind_.queue(w); }
   WriteBehind* writeBehind() { return &write_behind_; }
   size_t clientCount() const { return clients_; }
+  // The clients still open, oldest first: what CLIENT LIST and CLIENT KILL walk.
+  std::vector<ClientConn*> openClients() const;
   // Clients on a dedicated upstream connection (MULTI, SUBSCRIBE, blocking commands, ...).
   size_t pinnedClientCount() const;
   double uptimeSeconds() const;

@@ -41,6 +41,15 @@ void ReplyEncoder::bulk(std::string_view s) {
   out_->append("\r\n");
 }
 
+void ReplyEncoder::verbatim(std::string_view format, std::string_view text) {
+  if (protocol_ < 3) return bulk(text);
+  header('=', format.size() + 1 + text.size());
+  out_->append(format);
+  out_->append(":");
+  out_->append(text);
+  out_->append("\r\n");
+}
+
 void ReplyEncoder::null() { out_->append(protocol_ >= 3 ? "_\r\n" : "$-1\r\n"); }
 
 void ReplyEncoder::arrayHeader(size_t n) { header('*', n); }

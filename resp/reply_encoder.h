@@ -18,6 +18,9 @@ class ReplyEncoder {
   void integer(int64_t n);
   void bulk(std::string_view s);
   void null();  // RESP2 "$-1", RESP3 "_"
+  // RESP3 "=<len>\r\n<format>:<text>\r\n" (`format` is three characters, e.g. "txt"); RESP2 a
+  // bulk string of `text`, as redis-server's addReplyVerbatim.
+  void verbatim(std::string_view format, std::string_view text);
   void arrayHeader(size_t n);
   void mapHeader(size_t pairs);  // RESP2: a flat array of 2 * pairs
   void ok() { simple("OK"); }

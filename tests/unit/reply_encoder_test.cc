@@ -109,5 +109,13 @@ TEST_CASE("reply encoder: command() writes a multibulk request") {
   CHECK(empty == "*0\r\n");
 }
 
+TEST_CASE("reply encoder: verbatim is a bulk in RESP2 and =<len> txt:... in RESP3") {
+  std::string two, three;
+  ReplyEncoder(&two, 2).verbatim("txt", "id=1\n");
+  ReplyEncoder(&three, 3).verbatim("txt", "id=1\n");
+  CHECK(two == "$5\r\nid=1\n\r\n");
+  CHECK(three == "=9\r\ntxt:id=1\n\r\n");
+}
+
 }  // namespace
 }  // namespace readthru::resp
