@@ -620,7 +620,7 @@ std::string ClientConn::socketAddress(bool local) const {
   return rc == 0 ? formatInetAddress(addr) : std::string();
 }
 
-ClientSummary ClientConn::summary() const {
+ClientSummary ClientConn::summary(const resp::Command* running) const {
   ClientSummary c;
   uint64_t now = uv_now(server_->loop());
   bool by_upstream_id = pinned_ != nullptr && upstream_id_ != 0 && upstream_id_conn_ == pinned_;
@@ -649,12 +649,16 @@ ClientSummary ClientConn::summary() const {
     c.ssub = pubsub_->shard_channels.size();
   }
   c.multi = in_multi_ ? multi_queued_ : -1;
-  c.qbuf = in_.size();
+  c.qbuf = in_.size() + (running != nullptr ? running->raw.size() : 0);
   c.qbuf_free = in_.capacity() - in_.size();
   c.rbs = in_.capacity();
-  c.obl = out_.size();
-  c.oll = slots_;
-  c.omem = outputBytes();
+  // Redis's reply buffer (obl, 16 KB) and the reply list beyond it (oll, in 16 KB blocks); the
+  // reply of the command running is not made yet.
+  constexpr size_t kReplyBuffer = 16 * 1024;
+  size_t owed = outputBytes();
+  c.obl = std::min(owed, kReplyBuffer);
+  c.oll = (owed - c.obl + kReplyBuffer - 1) / kReplyBuffer;
+  c.omem = owed;
   c.tot_mem = sizeof(*this) + in_.capacity() + out_.capacity() + slot_bytes_ + name_.capacity();
   c.events = reading_ ? "r" : "";
   if (write_ != nullptr) c.events += 'w';
@@ -680,14 +684,16 @@ void ClientConn::answerClientList(const resp::Command& cmd, LocalCommand which, 
     if (cmd.argv.size() != 2) {
       return e.error("ERR wrong number of arguments for 'client|info' command");
     }
-    return e.verbatim("txt", formatClientLine(summary()) + "\n");
+    return e.verbatim("txt", formatClientLine(summary(&cmd)) + "\n");
   }
   if (which == LocalCommand::kClientList) {
     ClientListFilter filter;
     std::string err = parseClientList(cmd.argv, &filter);
     if (!err.empty()) return e.error(err);
     std::vector<ClientSummary> all;
-    for (ClientConn* c : server_->openClients()) all.push_back(c->summary());
+    for (ClientConn* c : server_->openClients()) {
+      all.push_back(c->summary(c == this ? &cmd : nullptr));
+    }
     std::string text;
     auto add = [&text](const ClientSummary& c) { text += formatClientLine(c) + "\n"; };
     if (filter.ids.empty()) {

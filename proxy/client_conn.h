@@ -63,8 +63,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool closing() const { return closing_; }
   // A replica: SYNC or PSYNC made the connection a relay (startTunnel).
   bool replica() const { return tunnel_; }
-  // What CLIENT LIST says of this client (client_list.h).
-  ClientSummary summary() const;
+  // What CLIENT LIST says of this client (client_list.h). `running`: the request this client is
+  // running now, if it is the one asking (Redis counts it in qbuf until it has run).
+  ClientSummary summary(const resp::Command* running = nullptr) const;
   // Delivers a frame nobody asked for (a MONITOR line, a pub/sub message) ahead of the next
   // reply the client is owed from `from` (nullptr: after everything it is owed).
   void pushUnsolicited(std::string&& frame, backends::UpstreamConn* from);

@@ -80,7 +80,7 @@ def test_client_list_filters_by_type_and_id_in_argument_order(proxy):
         plain.close()
 
 
-def test_client_info_is_the_callers_line_and_verbatim_in_resp3(proxy):
+def test_client_info_is_the_callers_line_and_verbatim_in_resp3(proxy, upstream):
     c = proxy.raw()
     try:
         assert c.command("CLIENT", "SETNAME", "me") == b"OK"
@@ -89,6 +89,13 @@ def test_client_info_is_the_callers_line_and_verbatim_in_resp3(proxy):
         row = parse_list(info)[0]
         assert row["name"] == "me" and row["addr"] == addr_of(c.sock) and row["resp"] == "2"
         assert row["cmd"] == "client|info"
+        # As redis-server counts them for the client asking: its query buffer still holds the
+        # request being run, and nothing is owed to it yet.
+        d = upstream.raw()
+        direct_row = parse_list(d.command("CLIENT", "INFO"))[0]
+        d.close()
+        for field in ("qbuf", "obl", "oll", "omem", "multi", "flags", "events"):
+            assert row[field] == direct_row[field], field
         c.command("HELLO", "3")
         info3 = c.command("CLIENT", "INFO")
         assert isinstance(info3, Verbatim) and parse_list(info3)[0]["resp"] == "3"
