@@ -1,5 +1,6 @@
 #include "backends/upstream_conn.h"
 
+#include <charconv>
 #include <cstring>
 #include <string>
 
@@ -74,6 +75,10 @@ std::string UpstreamConn::handshake(size_t* requests) const {
     resp::ReplyEncoder::command(&out, {"CLIENT", "SETNAME", options_.client_name});
     ++*requests;
   }
+  if (options_.ask_id) {
+    resp::ReplyEncoder::command(&out, {"CLIENT", "ID"});  // always the last: see deliverFrame
+    ++*requests;
+  }
   return out;
 }
 
@@ -84,6 +89,7 @@ void UpstreamConn::connect() {
 
 void UpstreamConn::startConnect() {
   state_ = State::kConnecting;
+  server_id_ = 0;
   framer_ = resp::ReplyFramer();
   frame_.clear();
   if (options_.tls != nullptr) {
@@ -215,6 +221,11 @@ void UpstreamConn::onReady() {
 void UpstreamConn::acceptedByUpstream() {
   backoff_ms_ = 0;
   was_ready_ = true;
+  if (!held_.empty() && handshake_left_ == 0) {
+    out_.append(held_.view());
+    held_.release();
+    flusher_->mark(this);
+  }
 }
 
 void UpstreamConn::onTimer() {
@@ -250,13 +261,16 @@ void UpstreamConn::sendOwned(resp::ByteBuffer&& request, ReplyTarget* target) {
 
 void UpstreamConn::sendUnanswered(std::string_view request) {
   sealBatch();
-  out_.append(request);
+  (held_.empty() ? out_ : held_).append(request);
   if (state_ == State::kReady) flusher_->mark(this);
 }
 
 void UpstreamConn::sendTunnel(std::string_view request, ReplyTarget* target) {
   sealBatch();
-  out_.append(request);
+  // Redis refuses SYNC while replies are owed ("invalid with pending output"), as the replies
+  // to the handshake are while it runs: the SYNC, and what the client relays after it, wait.
+  bool hold = state_ != State::kReady || handshake_left_ > 0 || !held_.empty();
+  (hold ? held_ : out_).append(request);
   fifo_.push_back(Pending{target, uv_now(loop_)});
   tunnel_ = target;
   if (state_ == State::kReady) flusher_->mark(this);
@@ -431,6 +445,18 @@ void UpstreamConn::deliverFrame() {
   if (handshake_left_ > 0) {
     --handshake_left_;
     fifo_.pop_front();
+    if (options_.ask_id && handshake_left_ == 0) {
+      // CLIENT ID's reply. Refused (an upstream user without it), the id stays unknown.
+      uint64_t id = 0;
+      if (type == ':') {
+        auto [p, ec] = std::from_chars(frame_.data() + 1, frame_.data() + frame_.size(), id);
+        if (ec != std::errc() || p == frame_.data() + 1) id = 0;
+      }
+      server_id_ = id;
+      frame_.clear();
+      acceptedByUpstream();
+      return;
+    }
     if (type == '-') {
       std::string reason = "ERR upstream handshake failed: " + frame_.substr(1, frame_.size() - 3);
       frame_.clear();
@@ -467,6 +493,7 @@ void UpstreamConn::failPending(std::string_view reason) {
   pending.swap(fifo_);
   handshake_left_ = 0;
   out_.clear();
+  held_.release();
   cipher_.clear();
   frame_.clear();
   for (auto& p : pending) {

@@ -45,6 +45,7 @@ struct UpstreamOptions {
   uint64_t command_timeout_ms = 0;  // 0: none; otherwise the oldest pending request's limit
   bool reconnect = true;            // shared connections reconnect; pinned ones do not
   bool buffer_frames = false;       // pinned: whole frames, so pushes can be told from replies
+  bool ask_id = false;              // CLIENT ID in the handshake, for serverId()
   std::shared_ptr<const TlsContext> tls;  // null: plain TCP
   std::string tls_server_name;            // what the certificate must name; empty: `host`
 };
@@ -100,7 +101,9 @@ class UpstreamConn final : public Flushable {
   void pauseReading();
   void resumeReading();
   // Bytes queued for the upstream and not yet written.
-  size_t queuedBytes() const { return out_.size() + writing_buf_.size() + cipher_.size(); }
+  size_t queuedBytes() const {
+    return out_.size() + held_.size() + writing_buf_.size() + cipher_.size();
+  }
   // The open batch (nullptr: none); opening one seals the one before.
   Batch* openBatch() const { return batch_; }
   void setOpenBatch(Batch* batch) {
@@ -115,6 +118,9 @@ class UpstreamConn final : public Flushable {
   // The target that will get the next reply; nullptr when none is pending.
   ReplyTarget* headTarget() const { return fifo_.empty() ? nullptr : fifo_.front().target; }
   const UpstreamOptions& options() const { return options_; }
+  // The connection's id in Redis (ask_id), once the handshake has it; 0 when unknown (not asked,
+  // not connected yet, or CLIENT ID refused to readthru's upstream user).
+  uint64_t serverId() const { return server_id_; }
 
   // Fails what is pending with `reason`, then frees the object once its handles are closed.
   void close(std::string_view reason = "ERR upstream connection closed");
@@ -189,6 +195,9 @@ class UpstreamConn final : public Flushable {
   std::deque<Pending> fifo_;
   Batch* batch_ = nullptr;
   size_t handshake_left_ = 0;  // handshake replies still expected at the head of the FIFO
+  uint64_t server_id_ = 0;
+  // A SYNC and what follows it, until the handshake's replies are in (sendTunnel).
+  resp::ByteBuffer held_;
   resp::ReplyFramer framer_;
 };
 

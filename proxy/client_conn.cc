@@ -442,15 +442,6 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
                     name));
     return true;
   }
-  if (d.route == Route::kLocal && d.local == LocalCommand::kClientId && pinned_ != nullptr &&
-      !in_multi_) {
-    // A pinned client's id is its upstream connection's: the one CLIENT UNBLOCK and TRACKING
-    // REDIRECT know it by (and, while it keeps that connection, CLIENT LIST and KILL).
-    RouteDecision by_conn = d;
-    by_conn.effect = StateEffect::kClientId;
-    forward(cmd, by_conn, pinned_);
-    return true;
-  }
   if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
       d.local == LocalCommand::kClientKill) {
     // Queued, it would run upstream at EXEC and kill readthru's own connections there.
@@ -516,10 +507,40 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     case WriteDispatch::kForward:
       break;
   }
+  std::vector<std::string> unblock;
+  if (unblockByReadthruId(cmd, &unblock)) {
+    resp::Command translated;
+    translated.argv.assign(unblock.begin(), unblock.end());
+    std::string request;
+    resp::ReplyEncoder e(&request, 2);  // a multibulk request is an array of bulk strings
+    e.arrayHeader(unblock.size());
+    for (const std::string& a : unblock) e.bulk(a);
+    translated.raw = request;
+    forward(translated, d, target);
+    return true;
+  }
   Loader* on_nil = nullptr;
   SlotInterceptor* interceptor = interceptorFor(cmd, d, &on_nil);
   forward(cmd, d, target, interceptor, on_nil);
   return true;
+}
+
+bool ClientConn::unblockByReadthruId(const resp::Command& cmd, std::vector<std::string>* out) {
+  static const resp::CommandInfo* const kClient = resp::findCommand("client");
+  int64_t id = 0;
+  if (cmd.argv.size() < 3 || resp::findCommand(cmd.argv[0]) != kClient ||
+      !equalsIgnoreCase(cmd.argv[1], "unblock") || !parseRedisInt(cmd.argv[2], &id) || id <= 0) {
+    return false;
+  }
+  for (ClientConn* c : server_->openClients()) {
+    if (c->id_ != static_cast<uint64_t>(id) || c->pinned_ == nullptr) continue;
+    uint64_t upstream = c->pinned_->serverId();
+    if (upstream == 0) return false;
+    out->assign(cmd.argv.begin(), cmd.argv.end());
+    (*out)[2] = std::to_string(upstream);
+    return true;
+  }
+  return false;
 }
 
 bool ClientConn::beginLocalReply() {
@@ -605,6 +626,11 @@ std::string formatInetAddress(const sockaddr_storage& addr) {
 
 }  // namespace
 
+uint64_t ClientConn::reportedId() const {
+  if (pinned_ != nullptr && pinned_->serverId() != 0) return pinned_->serverId();
+  return id_;
+}
+
 std::string ClientConn::peerAddress() const {
   if (unix_socket_) return "unix:" + server_->config().unixsocket;
   std::string addr = socketAddress(false);
@@ -623,8 +649,7 @@ std::string ClientConn::socketAddress(bool local) const {
 ClientSummary ClientConn::summary(const resp::Command* running) const {
   ClientSummary c;
   uint64_t now = uv_now(server_->loop());
-  bool by_upstream_id = pinned_ != nullptr && upstream_id_ != 0 && upstream_id_conn_ == pinned_;
-  c.id = by_upstream_id ? upstream_id_ : id_;
+  c.id = reportedId();
   c.addr = socketAddress(false);
   c.laddr = socketAddress(true);
   uv_os_fd_t fd = -1;
@@ -1068,15 +1093,6 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
       if (starts("+OK")) {
         in_multi_ = true;
         multi_queued_ = 0;
-      }
-      break;
-    case StateEffect::kClientId:
-      if (starts(":") && pinned_ != nullptr) {
-        int64_t id = 0;
-        if (parseRedisInt(std::string_view(r).substr(1, r.size() - 3), &id) && id > 0) {
-          upstream_id_ = static_cast<uint64_t>(id);
-          upstream_id_conn_ = pinned_;
-        }
       }
       break;
     case StateEffect::kExecOrDiscard:
@@ -1599,7 +1615,7 @@ void ClientConn::answerClient(const resp::Command& cmd, LocalCommand which, std:
       return e.bulk(name_);
     case LocalCommand::kClientId:
       if (argc != 2) return arity("id");
-      return e.integer(static_cast<int64_t>(id_));
+      return e.integer(static_cast<int64_t>(reportedId()));
     case LocalCommand::kClientSetInfo: {
       if (argc != 4) return arity("setinfo");
       std::string attr = asciiLower(cmd.argv[2]);

@@ -49,6 +49,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void drainAndClose();
   void flush() override;
   uint64_t id() const { return id_; }
+  // The id CLIENT ID answers and CLIENT LIST shows: a pinned client's is its dedicated
+  // connection's id in Redis (the one CLIENT UNBLOCK and TRACKING REDIRECT take there), any
+  // other readthru's own.
+  uint64_t reportedId() const;
   int protocol() const { return protocol_; }
   // Where this client's writes go upstream: its dedicated connection, or its shared one (also
   // when replies are switched off, since a write-through waits for Redis's answer).
@@ -137,6 +141,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void answerAuth(const resp::Command& cmd, std::string* out);
   void answerHello(const resp::Command& cmd, std::string* out);
   void answerClient(const resp::Command& cmd, LocalCommand which, std::string* out);
+  // CLIENT UNBLOCK naming readthru's id of a client that is now blocked on its dedicated
+  // connection: `out` is the command with that connection's id in Redis instead.
+  bool unblockByReadthruId(const resp::Command& cmd, std::vector<std::string>* out);
   // CLIENT LIST, INFO and KILL over the server's clients.
   void answerClientList(const resp::Command& cmd, LocalCommand which, std::string* out);
   // "ip:port", "[ip6]:port" or "<unixsocket>:0", as CLIENT LIST names either end of the socket.
@@ -210,11 +217,7 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   const resp::CommandInfo* last_cmd_ = nullptr;
   std::string last_sub_;
   int64_t multi_queued_ = 0;  // commands sent inside the current MULTI
-  // What a pinned client's CLIENT ID answered: its dedicated connection's id upstream, the one
-  // CLIENT LIST shows and CLIENT KILL ID takes for the client while it keeps that connection.
-  uint64_t upstream_id_ = 0;
-  const backends::UpstreamConn* upstream_id_conn_ = nullptr;
-  uint64_t read_at_ns_ = 0;  // uv_hrtime() of the last read, for CommandMetrics
+  uint64_t read_at_ns_ = 0;   // uv_hrtime() of the last read, for CommandMetrics
   CommandClass command_class_ = CommandClass::kNone;  // of the command being dispatched
   uint64_t soft_limit_since_ = 0;  // pubsub output over the soft limit since (ms), 0: not over
   int64_t db_ = 0;

@@ -253,3 +253,28 @@ def test_client_commands_inside_multi_keep_the_transaction_framed(proxy):
         assert c.command("PING") == b"PONG"
     finally:
         c.close()
+
+
+def test_client_unblock_with_the_id_a_client_had_before_it_blocked(proxy, upstream):
+    blocked = proxy.raw(timeout=10)
+    other = proxy.client()
+    try:
+        readthru_id = blocked.command("CLIENT", "ID")
+        assert readthru_id >= 2**40  # not pinned yet: readthru's own id
+        blocked.send_command("BLPOP", "nothing", "0")
+        wait_for(lambda: other.execute_command("CLIENT", "UNBLOCK", readthru_id) == 1,
+                 "CLIENT UNBLOCK with the id from before the BLPOP")
+        assert blocked.read_reply() is None
+        # Back on the shared connections once unblocked; pinned again (WATCH), the client goes
+        # by its connection's id in Redis, in CLIENT ID and CLIENT LIST.
+        assert blocked.command("CLIENT", "ID") == readthru_id
+        assert blocked.command("WATCH", "w") == b"OK"
+        pinned_id = blocked.command("CLIENT", "ID")
+        upstream_ids = {int(row["id"]) for row in parse_list(
+            upstream.client().execute_command("CLIENT", "LIST"))}
+        assert pinned_id in upstream_ids
+        rows = parse_list(other.execute_command("CLIENT", "LIST", "ID", pinned_id))
+        assert len(rows) == 1 and rows[0]["addr"] == addr_of(blocked.sock)
+    finally:
+        blocked.close()
+        other.close()

@@ -174,3 +174,17 @@ def test_sync_while_the_upstream_is_down_is_an_error_and_the_client_carries_on(m
         # Not a relay: the next command is read and answered as any other.
         again = c.command("PING")
         assert isinstance(again, RespError) and b"upstream unavailable" in bytes(again), again
+
+
+def test_sync_waits_for_the_upstream_handshake_of_its_connection(make_stack):
+    """A dedicated connection opens with AUTH (and CLIENT ID); Redis refuses a SYNC that arrives
+    while those replies are still owed ("SYNC and PSYNC are invalid with pending output"), so
+    readthru sends the SYNC only once they are in."""
+    stack = make_stack(upstream_password="pw", upstream_args=("--requirepass", "pw"))
+    reader = StreamReader(stack.endpoint)
+    try:
+        assert reader.sync().startswith(b"REDIS")
+        stack.direct.client().set("after-sync", "x")
+        assert encode("SET", "after-sync", "x") in reader.until(b"after-sync")
+    finally:
+        reader.close()
