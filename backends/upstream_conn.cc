@@ -1,6 +1,5 @@
 #include "backends/upstream_conn.h"
 
-#include <charconv>
 #include <cstring>
 #include <string>
 
@@ -73,10 +72,6 @@ std::string UpstreamConn::handshake(size_t* requests) const {
   }
   if (!options_.client_name.empty()) {
     resp::ReplyEncoder::command(&out, {"CLIENT", "SETNAME", options_.client_name});
-    ++*requests;
-  }
-  if (options_.ask_id) {
-    resp::ReplyEncoder::command(&out, {"CLIENT", "ID"});  // always the last: see deliverFrame
     ++*requests;
   }
   return out;
@@ -445,18 +440,6 @@ void UpstreamConn::deliverFrame() {
   if (handshake_left_ > 0) {
     --handshake_left_;
     fifo_.pop_front();
-    if (options_.ask_id && handshake_left_ == 0) {
-      // CLIENT ID's reply. Refused (an upstream user without it), the id stays unknown.
-      uint64_t id = 0;
-      if (type == ':') {
-        auto [p, ec] = std::from_chars(frame_.data() + 1, frame_.data() + frame_.size(), id);
-        if (ec != std::errc() || p == frame_.data() + 1) id = 0;
-      }
-      server_id_ = id;
-      frame_.clear();
-      acceptedByUpstream();
-      return;
-    }
     if (type == '-') {
       std::string reason = "ERR upstream handshake failed: " + frame_.substr(1, frame_.size() - 3);
       frame_.clear();

@@ -45,7 +45,6 @@ struct UpstreamOptions {
   uint64_t command_timeout_ms = 0;  // 0: none; otherwise the oldest pending request's limit
   bool reconnect = true;            // shared connections reconnect; pinned ones do not
   bool buffer_frames = false;       // pinned: whole frames, so pushes can be told from replies
-  bool ask_id = false;              // CLIENT ID in the handshake, for serverId()
   std::shared_ptr<const TlsContext> tls;  // null: plain TCP
   std::string tls_server_name;            // what the certificate must name; empty: `host`
 };
@@ -118,9 +117,10 @@ class UpstreamConn final : public Flushable {
   // The target that will get the next reply; nullptr when none is pending.
   ReplyTarget* headTarget() const { return fifo_.empty() ? nullptr : fifo_.front().target; }
   const UpstreamOptions& options() const { return options_; }
-  // The connection's id in Redis (ask_id), once the handshake has it; 0 when unknown (not asked,
-  // not connected yet, or CLIENT ID refused to readthru's upstream user).
+  // The connection's id in Redis, once a CLIENT ID sent on it told (setServerId); 0 when
+  // unknown. Not asked in the handshake: MONITOR would show it on every new connection.
   uint64_t serverId() const { return server_id_; }
+  void setServerId(uint64_t id) { server_id_ = id; }
 
   // Fails what is pending with `reason`, then frees the object once its handles are closed.
   void close(std::string_view reason = "ERR upstream connection closed");

@@ -442,6 +442,15 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
                     name));
     return true;
   }
+  if (d.route == Route::kLocal && d.local == LocalCommand::kClientId && pinned_ != nullptr &&
+      !in_multi_ && pinned_->serverId() == 0) {
+    // A pinned client goes by its connection's id: the one CLIENT UNBLOCK and TRACKING REDIRECT
+    // know it by. Redis tells it once (StateEffect::kClientId); later asks are answered here.
+    RouteDecision ask = d;
+    ask.effect = StateEffect::kClientId;
+    forward(cmd, ask, pinned_);
+    return true;
+  }
   if (d.route == Route::kLocal && in_multi_ && pinned_ != nullptr &&
       d.local == LocalCommand::kClientKill) {
     // Queued, it would run upstream at EXEC and kill readthru's own connections there.
@@ -1112,6 +1121,14 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
       break;
     case StateEffect::kMonitor:
       if (r.rfind("+OK", 0) == 0) setMonitor(true);
+      break;
+    case StateEffect::kClientId:
+      if (starts(":") && pinned_ != nullptr) {
+        int64_t id = 0;
+        if (parseRedisInt(std::string_view(r).substr(1, r.size() - 3), &id) && id > 0) {
+          pinned_->setServerId(static_cast<uint64_t>(id));
+        }
+      }
       break;
     case StateEffect::kUpstreamAuth:
       // The connection is that user's now: the client keeps it (until RESET).

@@ -50,8 +50,8 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void flush() override;
   uint64_t id() const { return id_; }
   // The id CLIENT ID answers and CLIENT LIST shows: a pinned client's is its dedicated
-  // connection's id in Redis (the one CLIENT UNBLOCK and TRACKING REDIRECT take there), any
-  // other readthru's own.
+  // connection's id in Redis (the one CLIENT UNBLOCK and TRACKING REDIRECT take there) once
+  // a CLIENT ID on that connection has told it, any other readthru's own.
   uint64_t reportedId() const;
   int protocol() const { return protocol_; }
   // Where this client's writes go upstream: its dedicated connection, or its shared one (also

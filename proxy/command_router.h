@@ -54,6 +54,7 @@ enum class StateEffect {
   kTunnel,         // SYNC, PSYNC: from here on the connection is relayed byte for byte
   kUpstreamAuth,   // AUTH passed to the upstream (readthru without users): its user on +OK
   kUpstreamHello,  // HELLO with AUTH passed to the upstream: its user and protocol on success
+  kClientId,       // a pinned client's CLIENT ID, forwarded: its connection learns its own id
 };
 
 struct RouteDecision {

@@ -135,7 +135,6 @@ backends::UpstreamConn* UpstreamPool::pinned(int protocol, int db, const std::st
   o.client_name = client_name;
   o.reconnect = false;
   o.buffer_frames = true;
-  o.ask_id = true;  // a pinned client goes by its connection's id (CLIENT ID, LIST, UNBLOCK)
   o.command_timeout_ms = 0;  // blocking commands and subscriptions wait as long as they like
   auto* c = new backends::UpstreamConn(loop_, flusher_, std::move(o), listener);
   c->connect();

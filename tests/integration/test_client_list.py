@@ -255,26 +255,29 @@ def test_client_commands_inside_multi_keep_the_transaction_framed(proxy):
         c.close()
 
 
-def test_client_unblock_with_the_id_a_client_had_before_it_blocked(proxy, upstream):
-    blocked = proxy.raw(timeout=10)
-    other = proxy.client()
+def test_client_unblock_with_readthru_id_reaches_a_client_blocked_on_a_known_connection(
+    make_stack,
+):
+    """A dedicated connection learns its id in Redis from the first CLIENT ID sent on it (not
+    in its handshake: MONITOR would show that). From then on CLIENT UNBLOCK with the readthru
+    id of a client blocked on it is rewritten to that id."""
+    stack = make_stack()  # its own pool: one dedicated connection, reused
+    blocked = stack.endpoint.raw(timeout=10)
+    other = stack.endpoint.client()
     try:
         readthru_id = blocked.command("CLIENT", "ID")
-        assert readthru_id >= 2**40  # not pinned yet: readthru's own id
-        blocked.send_command("BLPOP", "nothing", "0")
-        wait_for(lambda: other.execute_command("CLIENT", "UNBLOCK", readthru_id) == 1,
-                 "CLIENT UNBLOCK with the id from before the BLPOP")
-        assert blocked.read_reply() is None
-        # Back on the shared connections once unblocked; pinned again (WATCH), the client goes
-        # by its connection's id in Redis, in CLIENT ID and CLIENT LIST.
+        assert readthru_id >= 2**40  # not pinned: readthru's own id
+        assert blocked.command("WATCH", "w") == b"OK"  # pinned
+        upstream_id = blocked.command("CLIENT", "ID")
+        assert upstream_id < 2**40
+        assert parse_list(other.execute_command("CLIENT", "LIST", "ID", upstream_id))[0][
+            "addr"] == addr_of(blocked.sock)
+        assert blocked.command("UNWATCH") == b"OK"  # the connection goes back to the pool
         assert blocked.command("CLIENT", "ID") == readthru_id
-        assert blocked.command("WATCH", "w") == b"OK"
-        pinned_id = blocked.command("CLIENT", "ID")
-        upstream_ids = {int(row["id"]) for row in parse_list(
-            upstream.client().execute_command("CLIENT", "LIST"))}
-        assert pinned_id in upstream_ids
-        rows = parse_list(other.execute_command("CLIENT", "LIST", "ID", pinned_id))
-        assert len(rows) == 1 and rows[0]["addr"] == addr_of(blocked.sock)
+        blocked.send_command("BLPOP", "nothing", "0")  # pinned again, to that connection
+        wait_for(lambda: other.execute_command("CLIENT", "UNBLOCK", readthru_id) == 1,
+                 "CLIENT UNBLOCK with readthru's id")
+        assert blocked.read_reply() is None
     finally:
         blocked.close()
         other.close()
