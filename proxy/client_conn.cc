@@ -1599,7 +1599,7 @@ void ClientConn::answerHello(const resp::Command& cmd, std::string* out) {
   r.bulk("proto");
   r.integer(protocol_);
   r.bulk("id");
-  r.integer(static_cast<int64_t>(id_));
+  r.integer(static_cast<int64_t>(reportedId()));
   r.bulk("mode");
   r.bulk(id.mode);
   r.bulk("role");

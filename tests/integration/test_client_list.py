@@ -281,3 +281,15 @@ def test_client_unblock_with_readthru_id_reaches_a_client_blocked_on_a_known_con
     finally:
         blocked.close()
         other.close()
+
+
+def test_hello_reports_the_id_client_id_reports(proxy):
+    c = proxy.raw()
+    try:
+        assert c.command("HELLO", "3")[b"id"] == c.command("CLIENT", "ID")
+        assert c.command("WATCH", "w") == b"OK"  # pinned: the connection's id in Redis
+        pinned_id = c.command("CLIENT", "ID")
+        assert pinned_id < 2**40
+        assert c.command("HELLO", "3")[b"id"] == pinned_id
+    finally:
+        c.close()
