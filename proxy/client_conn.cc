@@ -21,6 +21,12 @@
 namespace readthru {
 namespace {
 
+// The CLIENT command's entry in the command table.
+const resp::CommandInfo* clientCommand() {
+  static const resp::CommandInfo* const kClient = resp::findCommand("client");
+  return kClient;
+}
+
 size_t g_live = 0;
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kHandOffBytes = 1024 * 1024;
@@ -517,7 +523,7 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
       break;
   }
   std::vector<std::string> unblock;
-  if (unblockByReadthruId(cmd, &unblock)) {
+  if (d.info == clientCommand() && unblockByReadthruId(cmd, &unblock)) {
     resp::Command translated;
     translated.argv.assign(unblock.begin(), unblock.end());
     std::string request;
@@ -535,10 +541,9 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
 }
 
 bool ClientConn::unblockByReadthruId(const resp::Command& cmd, std::vector<std::string>* out) {
-  static const resp::CommandInfo* const kClient = resp::findCommand("client");
   int64_t id = 0;
-  if (cmd.argv.size() < 3 || resp::findCommand(cmd.argv[0]) != kClient ||
-      !equalsIgnoreCase(cmd.argv[1], "unblock") || !parseRedisInt(cmd.argv[2], &id) || id <= 0) {
+  if (cmd.argv.size() < 3 || !equalsIgnoreCase(cmd.argv[1], "unblock") ||
+      !parseRedisInt(cmd.argv[2], &id) || id <= 0) {
     return false;
   }
   for (ClientConn* c : server_->openClients()) {

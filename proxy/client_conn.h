@@ -141,8 +141,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void answerAuth(const resp::Command& cmd, std::string* out);
   void answerHello(const resp::Command& cmd, std::string* out);
   void answerClient(const resp::Command& cmd, LocalCommand which, std::string* out);
-  // CLIENT UNBLOCK naming readthru's id of a client that is now blocked on its dedicated
-  // connection: `out` is the command with that connection's id in Redis instead.
+  // `cmd` is a CLIENT command: if it is CLIENT UNBLOCK naming readthru's id of a client now
+  // blocked on its dedicated connection, `out` is the command with that connection's id in
+  // Redis instead.
   bool unblockByReadthruId(const resp::Command& cmd, std::vector<std::string>* out);
   // CLIENT LIST, INFO and KILL over the server's clients.
   void answerClientList(const resp::Command& cmd, LocalCommand which, std::string* out);
