@@ -270,13 +270,15 @@ void setInfoField(std::string* body, std::string_view field, std::string_view va
 }
 
 // INFO's clients are readthru's: connected_clients counts the clients connected to readthru
-// (without replicas, as redis-server counts), not readthru's upstream connections, and
-// maxclients is readthru's limit.
+// (without replicas, as redis-server counts), not readthru's upstream connections; maxclients
+// is readthru's limit, and the connections received and refused at it are readthru's.
 void describeOwnClients(Server* server, std::string* body) {
   size_t clients = 0;
   for (ClientConn* c : server->openClients()) clients += !c->replica();
   setInfoField(body, "connected_clients", std::to_string(clients));
   setInfoField(body, "maxclients", std::to_string(server->config().maxclients));
+  setInfoField(body, "total_connections_received", std::to_string(server->connectionsReceived()));
+  setInfoField(body, "rejected_connections", std::to_string(server->connectionsRejected()));
 }
 
 class InfoInterceptor final : public SlotInterceptor {
@@ -408,10 +410,12 @@ SlotInterceptor* interceptInfo(Server* server, const std::vector<std::string_vie
     wanted = equalsIgnoreCase(argv[i], "all") || equalsIgnoreCase(argv[i], "everything") ||
              equalsIgnoreCase(argv[i], "default") || equalsIgnoreCase(argv[i], "readthru");
   }
-  bool clients = wanted;
-  for (size_t i = 1; i < argv.size() && !clients; ++i)
-    clients = equalsIgnoreCase(argv[i], "clients");
-  return clients ? new InfoInterceptor(server, wanted) : nullptr;
+  // The sections readthru rewrites fields of (describeOwnClients).
+  bool ours = wanted;
+  for (size_t i = 1; i < argv.size() && !ours; ++i) {
+    ours = equalsIgnoreCase(argv[i], "clients") || equalsIgnoreCase(argv[i], "stats");
+  }
+  return ours ? new InfoInterceptor(server, wanted) : nullptr;
 }
 
 }  // namespace readthru

@@ -145,9 +145,11 @@ void Server::onConnection(uv_stream_t* listener, int status) {
   if (clients_head_ != nullptr) clients_head_->prev_ = c;
   clients_head_ = c;
   if (full) {
+    ++connections_rejected_;
     log::warning("max number of clients reached ({})", config_.maxclients);
     c->start(resp::err::kMaxClients);
   } else {
+    ++connections_received_;
     c->start();
   }
 }

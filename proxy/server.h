@@ -55,6 +55,9 @@ class Server {
   size_t clientCount() const { return clients_; }
   // The clients still open, oldest first: what CLIENT LIST and CLIENT KILL walk.
   std::vector<ClientConn*> openClients() const;
+  // Since start, as INFO's total_connections_received and rejected_connections (maxclients).
+  uint64_t connectionsReceived() const { return connections_received_; }
+  uint64_t connectionsRejected() const { return connections_rejected_; }
   // Clients on a dedicated upstream connection (MULTI, SUBSCRIBE, blocking commands, ...).
   size_t pinnedClientCount() const;
   double uptimeSeconds() const;
@@ -98,6 +101,8 @@ class Server {
   uv_timer_t deadline_;
   ClientConn* clients_head_ = nullptr;
   size_t clients_ = 0;
+  uint64_t connections_received_ = 0;
+  uint64_t connections_rejected_ = 0;
   // readthru's own client ids (CLIENT ID of an unpinned client, HELLO's id) start far above
   // any id redis-server hands out, so CLIENT KILL ID or UNBLOCK with one of them can never hit
   // an unrelated upstream connection.

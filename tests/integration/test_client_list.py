@@ -326,3 +326,32 @@ def test_a_unix_socket_client_is_listed_as_redis_lists_one(make_stack):
         assert row["fd"] != "-1" and row["cmd"] == "client|info"
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_info_stats_counts_readthru_connections_received_and_refused_at_maxclients(make_stack):
+    stack = make_stack(maxclients=2)
+    proxy = stack.endpoint
+
+    def stat(conn, field):
+        text = conn.command("INFO", "stats").decode()
+        return int(dict(line.split(":", 1) for line in text.splitlines() if ":" in line)[field])
+
+    first = proxy.raw()
+    second = None
+    try:
+        received = stat(first, "total_connections_received")  # the harness's checks, and first
+        assert received >= 1 and stat(first, "rejected_connections") == 0
+        second = proxy.raw()
+        assert stat(first, "total_connections_received") == received + 1
+        third = proxy.raw()  # over maxclients 2: refused, as redis-server refuses it
+        assert third.read_reply() == RespError(b"ERR max number of clients reached")
+        third.close()
+        assert stat(first, "rejected_connections") == 1
+        assert stat(second, "total_connections_received") == received + 1
+        # The upstream's own counters are its: readthru's connections to it, and direct ones.
+        direct = stack.direct.client().info("stats")
+        assert direct["rejected_connections"] == 0
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
