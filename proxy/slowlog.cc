@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <ctime>
+#include <chrono>
 
 namespace readthru {
 namespace {
@@ -19,7 +19,11 @@ void SlowLog::add(uint64_t duration_us, std::string_view loader, std::string_vie
                   std::string_view outcome) {
   SlowLogEntry e;
   e.id = next_id_++;
-  e.unix_time = static_cast<int64_t>(std::time(nullptr));
+  // The precise clock: time() reads the kernel's coarse one, which can still show the previous
+  // second a few milliseconds after a client saw the new one.
+  e.unix_time = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   e.duration_us = duration_us;
   e.loader = std::string(loader);
   e.key = shortened(key);
