@@ -257,7 +257,6 @@ constexpr std::string_view kHelp[] = {
     "    Print this help.",
 };
 
-// INFO's reply is a bulk string (RESP2) or a verbatim string "txt:..." (RESP3).
 // Sets the value of INFO's `field` (its first line "<field>:...") to `value`, if it is there.
 void setInfoField(std::string* body, std::string_view field, std::string_view value) {
   std::string line = fmt::format("{}:", field);
@@ -281,6 +280,7 @@ void describeOwnClients(Server* server, std::string* body) {
   setInfoField(body, "rejected_connections", std::to_string(server->connectionsRejected()));
 }
 
+// INFO's reply is a bulk string (RESP2) or a verbatim string "txt:..." (RESP3).
 class InfoInterceptor final : public SlotInterceptor {
  public:
   // `add_section`: the reply gets readthru's own section too.
