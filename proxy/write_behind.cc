@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <map>
 #include <random>
+#include <unordered_map>
 
 #include "proxy/command_router.h"
 #include "proxy/log.h"
@@ -45,31 +47,52 @@ end
 return r
 )lua";
 
-// KEYS[1]: the pending hash. ARGV: key, state, key, state... Clears a key's pending state only
-// if it is still the one just written to the database. One HMGET and one HDEL per 500 keys, not
-// a call per key: the calls into Redis are most of a script's cost, and this script runs for
-// every key written behind.
-constexpr std::string_view kClearScript = R"lua(
+// KEYS: the pending hash, the flushing hash, the stream. ARGV: keys. The stream's newest entry
+// id, then each key's latest pending state (the pending hash holds newer writes than the flushing
+// one), or nil: every entry up to that id is covered by these states. Two HMGETs per 1000 keys,
+// not a call per key: the calls into Redis are most of a script's cost.
+constexpr std::string_view kLookupScript = R"lua(
+local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+local out = {newest and newest[1] or '0-0'}
 for first = 1, #ARGV, 1000 do
-  local last = math.min(first + 998, #ARGV - 1)
-  local keys = {}
-  for i = first, last, 2 do keys[#keys + 1] = ARGV[i] end
+  local keys = {unpack(ARGV, first, math.min(first + 999, #ARGV))}
   local states = redis.call('HMGET', KEYS[1], unpack(keys))
-  local done = {}
+  local missing, at = {}, {}
   for j = 1, #keys do
-    if states[j] == ARGV[first + 2 * j - 1] then done[#done + 1] = keys[j] end
+    out[first + j] = states[j]
+    if not states[j] then
+      missing[#missing + 1] = keys[j]
+      at[#at + 1] = first + j
+    end
   end
-  if #done > 0 then redis.call('HDEL', KEYS[1], unpack(done)) end
+  if #missing > 0 then
+    local older = redis.call('HMGET', KEYS[2], unpack(missing))
+    for j = 1, #missing do out[at[j]] = older[j] end
+  end
 end
-return 0
+return out
 )lua";
 
-// KEYS[1]: a writer's stream, ARGV[1]: its consumer group. Removes the entries the group is done
-// with: those before its first pending (delivered, unacknowledged) entry or, with none pending,
-// up to its last delivered one. One XTRIM per cycle instead of XDEL of each acknowledged entry:
-// XDEL leaves tombstones inside the stream's nodes that later reads step over, and costs Redis
-// about ten times as much per entry.
+// The end of a flusher's cycle. KEYS: a writer's stream, its pending hash, its flushing hash, the
+// flushing hash's bound. ARGV[1]: the consumer group.
+//
+// Removes the entries the group is done with: those before its first pending (delivered,
+// unacknowledged) entry or, with none pending, up to its last delivered one. One XTRIM per cycle
+// instead of XDEL of each acknowledged entry: XDEL leaves tombstones inside the stream's nodes
+// that later reads step over, and costs Redis about ten times as much per entry.
+//
+// Then retires pending states in bulk instead of one compare-and-delete per key: the pending hash
+// is renamed to the flushing hash, its bound set to the stream's last entry (every state in it
+// was queued by an entry up to there, in the same atomic step), and once the group is done with
+// every entry up to the bound, the flushing hash is unlinked and the next rename can happen. A key
+// is thus guarded against read-through from the database until its write is in the database.
 constexpr std::string_view kTrimScript = R"lua(
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
 local min = redis.call('XPENDING', KEYS[1], ARGV[1])[2]
 if not min then
   local last
@@ -86,7 +109,27 @@ if not min then
   if not ms then return 0 end
   min = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
 end
-return redis.call('XTRIM', KEYS[1], 'MINID', min)
+local trimmed = redis.call('XTRIM', KEYS[1], 'MINID', min)
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local bound = redis.call('GET', KEYS[4])
+if not bound and redis.call('EXISTS', KEYS[3]) == 1 then
+  -- A flushing hash without its bound (not left so by this script): bound it by everything now.
+  bound = newest and newest[1] or '0-0'
+  redis.call('SET', KEYS[4], bound)
+end
+if bound and older(bound, min) then
+  redis.call('UNLINK', KEYS[3], KEYS[4])
+  bound = nil
+end
+if not bound and redis.call('EXISTS', KEYS[2]) == 1 then
+  if not newest then
+    redis.call('UNLINK', KEYS[2])
+  else
+    redis.call('RENAME', KEYS[2], KEYS[3])
+    redis.call('SET', KEYS[4], newest[1])
+  end
+end
+return trimmed
 )lua";
 
 // KEYS[1]: the lease. ARGV: this process's id, the lease in ms. 1 when this process holds it.
@@ -112,6 +155,18 @@ bool transient(const backends::SqlResult& r) {
   return false;
 }
 
+// A stream entry id "<ms>-<seq>" as a comparable pair; {0, 0} when malformed.
+std::pair<uint64_t, uint64_t> parseId(std::string_view id) {
+  size_t dash = id.find('-');
+  uint64_t ms = 0, seq = 0;
+  if (dash == std::string_view::npos ||
+      std::from_chars(id.data(), id.data() + dash, ms).ec != std::errc() ||
+      std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq).ec != std::errc()) {
+    return {0, 0};
+  }
+  return {ms, seq};
+}
+
 uint64_t idMillis(std::string_view id) {
   uint64_t ms = 0;
   std::from_chars(id.data(), id.data() + id.size(), ms);
@@ -131,6 +186,9 @@ std::string WriteBehind::streamKey(std::string_view writer) {
 }
 std::string WriteBehind::pendingKey(std::string_view writer) {
   return streamKey(writer) + ":pending";
+}
+std::string WriteBehind::flushingKey(std::string_view writer) {
+  return streamKey(writer) + ":flushing";
 }
 
 std::string WriteBehind::encodeState(const WriteState& s) {
@@ -226,7 +284,8 @@ class WriteBehind::Flusher {
         w_(w),
         me_(std::move(me)),
         stream_(streamKey(*w)),
-        pending_(pendingKey(*w)) {
+        pending_(pendingKey(*w)),
+        flushing_(flushingKey(*w)) {
     uv_timer_init(owner_->loop_, &timer_);
     timer_.data = this;
   }
@@ -278,7 +337,9 @@ class WriteBehind::Flusher {
   struct Key {
     std::string key;
     std::vector<std::string> ids;
-    std::optional<std::string> state;  // from the pending hash; nullopt: already written
+    // Its latest state, from the pending hashes; nullopt: nothing to write (a write of this
+    // flusher covered its entries, or the hashes no longer hold it).
+    std::optional<std::string> state;
   };
 
   // Not a shared connection: a batch's round trips must not wait behind clients' pipelines.
@@ -356,6 +417,7 @@ class WriteBehind::Flusher {
         [this](const redisReply* r) {
           if (r == nullptr || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
             leader_ = false;
+            forgetCovered();  // another process may write the keys meanwhile
             return done(false, r == nullptr);
           }
           leader_ = true;
@@ -365,7 +427,7 @@ class WriteBehind::Flusher {
   }
 
   void ensureGroup() {
-    if (group_ready_) return claim();
+    if (group_ready_) return readBatch();
     step({"XGROUP", "CREATE", stream_, std::string(kGroup), "0", "MKSTREAM"},
          [this](const redisReply* r) {
            if (r == nullptr) return done(false, true);
@@ -375,15 +437,46 @@ class WriteBehind::Flusher {
              log::warning("writer '{}': XGROUP CREATE {}: {}", w_->name(), stream_, replyString(r));
              return done(false, true);
            }
-           claim();
+           readBatch();
          });
   }
 
-  // Entries delivered before but never acknowledged (a failed batch, a process that died) first.
-  void claim() {
-    asked_ = entries_per_read_;
-    std::string count = std::to_string(asked_);
-    step({"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", "0-0", "COUNT", count},
+  // A cycle's batch is read in chunks, first the entries delivered before but never acknowledged
+  // (a failed batch, a process that died), then new ones, until it names `batch` keys, holds
+  // kWindow x `batch` writes, or the stream has no more. So a backlog of writes to a few keys (a
+  // database that was down, or locked) coalesces into one transaction of a row per key, while a
+  // transaction stays within about `batch` rows.
+  static constexpr size_t kWindow = 32;
+  // Keys remembered as covered at most (each about 100 bytes).
+  static constexpr size_t kMaxCovered = 1 << 18;
+
+  void forgetCovered() {
+    covered_.clear();
+    covered_order_.clear();
+  }
+
+  bool windowFull() const {
+    size_t batch = w_->config().batch;
+    return keys_.size() >= batch || writes_read_ >= kWindow * batch;
+  }
+
+  // The COUNT of the next read: about as many entries as hold the writes that would fill the
+  // batch's keys, judged by the writes per entry read so far.
+  size_t nextCount() const {
+    size_t batch = w_->config().batch;
+    size_t per_entry = read_ == 0 ? writes_per_entry_ : std::max<size_t>(1, writes_read_ / read_);
+    size_t want = batch - std::min(batch, keys_.size());
+    return std::max<size_t>(1, want / std::max<size_t>(1, per_entry));
+  }
+
+  void readBatch() {
+    startBatch();
+    claim("0-0");
+  }
+
+  void claim(std::string cursor) {
+    std::string count = std::to_string(nextCount());
+    step({"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", cursor, "COUNT", count},
          [this](const redisReply* r) {
            if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
              if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
@@ -398,18 +491,19 @@ class WriteBehind::Flusher {
              }
            }
            if (!gone.empty()) acknowledge(gone);
-           if (!collect(r->element[1])) return readNew();
-           claimed_ = true;  // new entries may wait behind these: read again at once
-           process();
+           collect(r->element[1]);
+           std::string next(replyString(r->element[0]));
+           if (windowFull()) return process(true);
+           if (next != "0-0") return claim(std::move(next));
+           readNew();
          });
   }
 
   void readNew() {
-    claimed_ = false;
-    asked_ = entries_per_read_;
-    std::string count = std::to_string(asked_);
-    step({"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", count, "STREAMS", stream_, ">"},
-         [this](const redisReply* r) {
+    size_t asked = nextCount();
+    step({"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", std::to_string(asked),
+          "STREAMS", stream_, ">"},
+         [this, asked](const redisReply* r) {
            if (r == nullptr || replyIsError(r)) {
              if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
                group_ready_ = false;
@@ -417,74 +511,119 @@ class WriteBehind::Flusher {
              return done(false, true);
            }
            // [[stream, [entries]]], or nil when there is nothing new.
-           if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
-               r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements < 2 ||
-               !collect(r->element[0]->element[1])) {
+           size_t got = 0;
+           if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+               r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 2) {
+             got = collect(r->element[0]->element[1]);
+           }
+           if (got >= asked && !windowFull()) return readNew();
+           if (read_ == 0) {
              updateQueue(false);
              return done(false, false);
            }
-           process();
+           process(got >= asked);
          });
   }
 
-  // Entries [[id, [k, key, k, key...]], ...] into keys_; false when there are none. An entry
-  // names every key one transaction queued (write_behind_batch.h), each once or more.
-  bool collect(const redisReply* entries) {
+  void startBatch() {
     keys_.clear();
+    index_.clear();
     open_keys_.clear();
     read_ = 0;
     writes_read_ = 0;
     oldest_id_ms_ = 0;
-    if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY) return false;
-    std::map<std::string, size_t> index;
+  }
+
+  // Adds entries [[id, [k, key, k, key...]], ...] to the batch; returns how many there were. An
+  // entry names every key one transaction queued (write_behind_batch.h), each once or more.
+  size_t collect(const redisReply* entries) {
+    if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY) return 0;
+    size_t read_before = read_, writes_before = writes_read_;
     for (size_t i = 0; i < entries->elements; ++i) {
       const redisReply* e = entries->element[i];
       if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
-      std::string id(replyString(e->element[0]));
+      std::string_view id = replyString(e->element[0]);
       ++read_;
       uint64_t ms = idMillis(id);
       if (oldest_id_ms_ == 0 || ms < oldest_id_ms_) oldest_id_ms_ = ms;
+      newest_read_ = std::max(newest_read_, parseId(id));
       const redisReply* fields = e->element[1];
-      int& open = open_keys_[id];
+      int& open = open_keys_[std::string(id)];
       if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
         for (size_t j = 0; j + 1 < fields->elements; j += 2) {
           if (replyString(fields->element[j]) != "k") continue;
           ++writes_read_;
-          auto [it, fresh] = index.emplace(replyString(fields->element[j + 1]), keys_.size());
-          if (fresh) keys_.push_back({it->first, {}, std::nullopt});
-          std::vector<std::string>& ids = keys_[it->second].ids;
-          if (ids.empty() || ids.back() != id) {
-            ids.push_back(id);
+          std::string_view key = replyString(fields->element[j + 1]);
+          auto [it, fresh] = index_.try_emplace(std::string(key), keys_.size());
+          if (fresh) keys_.push_back({std::string(key), {}, std::nullopt});
+          Key& k = keys_[it->second];
+          if (k.ids.empty() || k.ids.back() != id) {
+            k.ids.emplace_back(id);
             ++open;
           }
         }
       }
-      if (open == 0) keys_.push_back({"", {id}, std::nullopt}), open = 1;  // no key: just ack it
+      if (open == 0) keys_.push_back({"", {std::string(id)}, std::nullopt}), open = 1;  // ack it
     }
-    // `batch` bounds the writes of a cycle (its database transaction, its HMGET, its clearing
-    // script, each of which holds up Redis or the loop while it runs), not the entries: the
-    // next read asks for as many entries as hold about that many writes, judged by these.
-    if (read_ > 0) {
-      size_t per_entry = std::max<size_t>(1, (writes_read_ + read_ - 1) / read_);
-      entries_per_read_ = std::max<size_t>(1, w_->config().batch / per_entry);
+    if (read_ > read_before) {
+      writes_per_entry_ =
+          std::max<size_t>(1, (writes_read_ - writes_before) / (read_ - read_before));
     }
-    return read_ > 0;
+    return read_ - read_before;
   }
 
-  void process() {
-    std::vector<std::string> argv = {"HMGET", pending_};
-    for (const Key& k : keys_) argv.push_back(k.key);
-    step(argv, [this](const redisReply* r) {
-      if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != keys_.size()) {
+  // The batch is read: `more` when entries may wait behind it (the next cycle starts at once).
+  // Keys whose entries a write of this flusher covered need no write; the others' latest states
+  // come from the pending hashes, with the stream's newest entry at that moment: every entry
+  // up to it is covered by the states written.
+  void process(bool more) {
+    more_ = more;
+    lookup_upto_ = {};
+    std::vector<std::string> argv = {"EVAL", std::string(kLookupScript), "3", pending_, flushing_,
+                                     stream_};
+    std::vector<size_t> asked;
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      Key& k = keys_[i];
+      if (k.key.empty()) continue;
+      auto c = covered_.find(k.key);
+      if (c != covered_.end() && parseId(k.ids.back()) <= c->second) continue;
+      argv.push_back(k.key);
+      asked.push_back(i);
+    }
+    if (asked.empty()) return writeBatch();
+    step(argv, [this, asked = std::move(asked)](const redisReply* r) {
+      if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != asked.size() + 1) {
         return done(false, true);
       }
-      for (size_t i = 0; i < keys_.size(); ++i) {
-        if (r->element[i]->type == REDIS_REPLY_STRING) {
-          keys_[i].state = std::string(replyString(r->element[i]));
+      lookup_upto_ = parseId(replyString(r->element[0]));
+      for (size_t i = 0; i < asked.size(); ++i) {
+        if (r->element[i + 1]->type == REDIS_REPLY_STRING) {
+          keys_[asked[i]].state = std::string(replyString(r->element[i + 1]));
         }
       }
       writeBatch();
     });
+  }
+
+  // After a committed batch: its keys' entries up to lookup_upto_ need no more writes. An entry
+  // is forgotten once the reads have passed its bound (the stream holds no more entries it
+  // covers but ones claimed again, which are simply written again), or wholesale past a bound.
+  void remember() {
+    if (lookup_upto_ == std::pair<uint64_t, uint64_t>{}) return;
+    while (!covered_order_.empty() && covered_order_.front().first < newest_read_) {
+      auto it = covered_.find(covered_order_.front().second);
+      if (it != covered_.end() && it->second == covered_order_.front().first) covered_.erase(it);
+      covered_order_.pop_front();
+    }
+    if (covered_.size() > kMaxCovered) {
+      covered_.clear();
+      covered_order_.clear();
+    }
+    for (const Key& k : keys_) {
+      if (!k.state) continue;
+      covered_[k.key] = lookup_upto_;
+      covered_order_.emplace_back(lookup_upto_, k.key);
+    }
   }
 
   void writeBatch() {
@@ -494,13 +633,17 @@ class WriteBehind::Flusher {
       std::optional<WriteState> s = decodeState(*k.state);
       if (s) statements.push_back(w_->statement(k.key, *s));
     }
-    if (statements.empty()) return finishBatch(keys_);
+    if (statements.empty()) {
+      w_->stats().coalesced += writes_read_;
+      return finishBatch(keys_);
+    }
     size_t n = statements.size();
     std::string why;
     bool queued = w_->backend()->transaction(
         std::move(statements),
         [this, n](backends::SqlResult&& r) {
           if (r.ok) {
+            remember();
             w_->stats().db_writes += n;
             ++w_->stats().batches;
             // Every entry of the batch without a row write of its own: a later write to its key
@@ -516,6 +659,7 @@ class WriteBehind::Flusher {
             return done(false, true);
           }
           // Find the entries at fault: each key alone.
+          forgetCovered();
           one_by_one_ = keys_;
           one_by_one_at_ = 0;
           one_by_one_transient_ = false;
@@ -568,11 +712,10 @@ class WriteBehind::Flusher {
     finishBatch({k}, false);
   }
 
-  // The keys are in the database (or dead-lettered): acknowledge their entries and clear the
-  // pending states that are still the ones written.
+  // The keys are in the database (or dead-lettered): acknowledge their entries. Their pending
+  // states go in bulk, at the end of a later cycle (kTrimScript).
   void finishBatch(const std::vector<Key>& keys, bool end_cycle = true) {
     std::vector<std::string> ids;
-    std::vector<std::string> clear = {"EVAL", std::string(kClearScript), "1", pending_};
     for (const Key& k : keys) {
       // An entry is acknowledged once every key it names is done: until then a crash leaves it
       // pending, to be claimed again.
@@ -583,15 +726,10 @@ class WriteBehind::Flusher {
           if (it != open_keys_.end()) open_keys_.erase(it);
         }
       }
-      if (k.state) {
-        clear.push_back(k.key);
-        clear.push_back(*k.state);
-      }
     }
-    if (clear.size() > 4) callUpstream(conn(), clear, [](const redisReply*) {});
     acknowledge(ids);
     if (!end_cycle) return;
-    bool more = read_ >= asked_ || claimed_ || draining_;
+    bool more = more_ || draining_;
     updateQueue(true);
     done(more, false);
   }
@@ -608,7 +746,9 @@ class WriteBehind::Flusher {
   void updateQueue(bool had_entries) {
     queue_.oldest_pending_ms =
         had_entries && oldest_id_ms_ > 0 ? wallMillis() - std::min(wallMillis(), oldest_id_ms_) : 0;
-    callUpstream(conn(), {"EVAL", std::string(kTrimScript), "1", stream_, std::string(kGroup)},
+    callUpstream(conn(),
+                 {"EVAL", std::string(kTrimScript), "4", stream_, pending_, flushing_,
+                  flushing_ + "-upto", std::string(kGroup)},
                  [stream = stream_](const redisReply* r) {
                    // No `this`: a retired flusher may be gone when the reply comes.
                    if (r != nullptr && replyIsError(r)) {
@@ -639,6 +779,7 @@ class WriteBehind::Flusher {
   std::string me_;
   std::string stream_;
   std::string pending_;
+  std::string flushing_;
   uv_timer_t timer_;
   bool closed_ = false;
   bool started_ = false;
@@ -650,15 +791,21 @@ class WriteBehind::Flusher {
   bool busy_ = false;
   bool draining_ = false;
   bool leader_ = false;
+  // Per key, the stream's newest entry when the state this flusher wrote was read: the key's
+  // entries up to there need no write. covered_order_: the same, oldest first, for forgetting.
+  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> covered_;
+  std::deque<std::pair<std::pair<uint64_t, uint64_t>, std::string>> covered_order_;
+  std::pair<uint64_t, uint64_t> lookup_upto_;  // of the batch being written; {0, 0}: unknown
+  std::pair<uint64_t, uint64_t> newest_read_;  // the newest entry read so far
   bool group_ready_ = false;
-  bool claimed_ = false;  // this cycle's entries were claimed, not new
+  bool more_ = false;  // this cycle's batch did not take every entry there was
   int failures_ = 0;
   std::vector<Key> keys_;
-  size_t read_ = 0;                               // entries in this cycle's batch
-  size_t writes_read_ = 0;                        // the writes they name
-  size_t entries_per_read_ = w_->config().batch;  // the COUNT of the next read
-  size_t asked_ = 0;                              // the COUNT of this cycle's read
-  std::map<std::string, int> open_keys_;          // entry id -> its keys not yet done
+  std::unordered_map<std::string, size_t> index_;  // key -> its place in keys_
+  size_t read_ = 0;                                // entries in this cycle's batch
+  size_t writes_read_ = 0;                         // the writes they name
+  size_t writes_per_entry_ = 1;                    // in the last chunk read
+  std::map<std::string, int> open_keys_;           // entry id -> its keys not yet done
   uint64_t oldest_id_ms_ = 0;
   std::vector<Key> one_by_one_;
   size_t one_by_one_at_ = 0;
@@ -726,12 +873,20 @@ void WriteBehind::freeRetired(Flusher* f) {
 
 void WriteBehind::pendingState(Writer* w, std::string_view key,
                                std::function<void(bool, std::optional<WriteState>)> cb) {
-  bool sent = callUpstream(pool_->shared(0, 2), {"HGET", pendingKey(*w), std::string(key)},
-                           [cb](const redisReply* r) {
-                             if (r == nullptr || replyIsError(r)) return cb(false, std::nullopt);
-                             if (r->type != REDIS_REPLY_STRING) return cb(true, std::nullopt);
-                             cb(true, decodeState(replyString(r)));
-                           });
+  std::vector<std::string> argv = {"EVAL",
+                                   std::string(kLookupScript),
+                                   "3",
+                                   pendingKey(*w),
+                                   flushingKey(*w),
+                                   streamKey(*w),
+                                   std::string(key)};
+  bool sent = callUpstream(pool_->shared(0, 2), argv, [cb](const redisReply* r) {
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+      return cb(false, std::nullopt);
+    }
+    if (r->element[1]->type != REDIS_REPLY_STRING) return cb(true, std::nullopt);
+    cb(true, decodeState(replyString(r->element[1])));
+  });
   if (!sent) cb(false, std::nullopt);
 }
 

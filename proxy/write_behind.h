@@ -8,14 +8,18 @@
 //           (NX, XX, GET, hashes: EVAL <script> runs the command and, if it wrote, queues it)
 //   flusher (every flush_interval, one active per writer across readthru processes: the holder of
 //   the lease key readthru:wb:<writer>:lease)
-//     XAUTOCLAIM (entries left pending: earlier failures, a crashed process) or XREADGROUP (new)
-//     -> coalesce by key: the key's latest state from the pending hash (last write wins; a delete
-//        after a write is a delete) -> one database transaction -> XACK, and the pending
-//        fields cleared unless they changed meanwhile; at the cycle's end, one XTRIM MINID of
-//        what the group is done with
+//     XAUTOCLAIM (entries left pending: earlier failures, a crashed process), then XREADGROUP
+//     (new), in chunks until the batch names `batch` keys
+//     -> coalesce by key: the key's latest state from the pending hashes, read with the stream's
+//        newest entry id (last write wins; a delete after a write is a delete); the flusher
+//        remembers that the write covered the key's entries up to that id
+//     -> one database transaction -> XACK; at the cycle's end, one script: XTRIM MINID of what
+//        the group is done with, and the pending states retired in bulk (the pending hash
+//        renamed to readthru:wb:<writer>:flushing, unlinked once the entries it covers are done)
 //     a failed batch: each key alone; a key that keeps failing (not a locked or read-only
 //     database, which is only waited out) goes to readthru:wb:<writer>:dead after max_attempts
-//   read-through miss on a key with a pending state: answered (and Redis refilled) from it
+//   read-through miss on a key with a pending state (pending hash, else flushing hash):
+//   answered (and Redis refilled) from it
 //   SIGTERM: what is queued is flushed before exit, up to the shutdown deadline
 //
 // A state is "s<value>" (a string), "h" followed by "<len>:<bytes>" for each field and value (a
@@ -80,11 +84,14 @@ class WriteBehind {
   // Closes the handles; call once, as the server stops (also when start() never ran).
   void close();
 
-  // readthru:wb:<writer> and readthru:wb:<writer>:pending, by the writer or its name.
+  // readthru:wb:<writer>, readthru:wb:<writer>:pending and readthru:wb:<writer>:flushing, by
+  // the writer or its name. The flushing hash's bound is its name plus "-upto".
   static std::string streamKey(const Writer& w) { return streamKey(w.name()); }
   static std::string pendingKey(const Writer& w) { return pendingKey(w.name()); }
+  static std::string flushingKey(const Writer& w) { return flushingKey(w.name()); }
   static std::string streamKey(std::string_view writer);
   static std::string pendingKey(std::string_view writer);
+  static std::string flushingKey(std::string_view writer);
   static std::string encodeState(const WriteState& s);
   static std::optional<WriteState> decodeState(std::string_view s);
 

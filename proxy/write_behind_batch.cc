@@ -22,7 +22,12 @@ constexpr std::string_view kExec = "*1\r\n$4\r\nEXEC\r\n";
 
 size_t WriteBehindBatch::liveCount() { return g_live; }
 
-WriteBehindBatch::WriteBehindBatch() { ++g_live; }
+WriteBehindBatch::WriteBehindBatch() {
+  ++g_live;
+  // Most batches are a few clients' writes: one allocation each instead of a growing vector's.
+  members_.reserve(8);
+  queued_.reserve(8);
+}
 WriteBehindBatch::~WriteBehindBatch() { --g_live; }
 
 void WriteBehindBatch::join(backends::UpstreamConn* conn, const WritePlan& plan,

@@ -11,7 +11,7 @@
 //       --vary 1: the n-th SET's value is {"name":"Bench User <n, 8 digits>",...} (64 bytes), so
 //       `verify` can tell which write a row holds.
 //       With --writer: READTHRU STATS writer:<NAME> on S before and after; after the load, the
-//       stream readthru:wb:<NAME> on R is polled every 10 ms until it and the pending hash are
+//       stream readthru:wb:<NAME> on R is polled every 10 ms until it and the pending hashes are
 //       empty (drain_s: from the end of the load), then STATS until queue_length is 0.
 //
 //   writer_loadgen drain --redis-port R --stats-port S --writer NAME [--timeout 300]
@@ -129,7 +129,7 @@ double Secs(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// Waits until the writer's stream and pending hash are empty (every queued write is in the
+// Waits until the writer's stream and pending hashes are empty (every queued write is in the
 // database: entries are deleted only after their batch committed), then until readthru's
 // STATS report queue_length 0. JSON fields: backlog, pending_at_start, drain_s,
 // stats_lag_s (STATS queue_length 0 after the stream was empty), drained, final rt_* stats.
@@ -139,14 +139,16 @@ std::string Drain(int redis_port, int stats_port, const std::string& writer, dou
   Ctx sc = Connect(stats_port);
   const std::string stream = "readthru:wb:" + writer;
   const std::string pending = stream + ":pending";
+  const std::string flushing = stream + ":flushing";
   long long backlog = IntCmd(rc.get(), "XLEN %s", stream);
-  long long pend0 = IntCmd(rc.get(), "HLEN %s", pending);
+  long long pend0 = IntCmd(rc.get(), "HLEN %s", pending) + IntCmd(rc.get(), "HLEN %s", flushing);
   auto deadline = since + std::chrono::duration<double>(timeout_s);
   bool drained = false;
   Clock::time_point t_empty;
   for (;;) {
     long long x = IntCmd(rc.get(), "XLEN %s", stream);
-    long long h = x == 0 ? IntCmd(rc.get(), "HLEN %s", pending) : 1;
+    long long h =
+        x == 0 ? IntCmd(rc.get(), "HLEN %s", pending) + IntCmd(rc.get(), "HLEN %s", flushing) : 1;
     if (x == 0 && h == 0) {
       t_empty = Clock::now();
       drained = true;

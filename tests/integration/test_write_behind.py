@@ -368,6 +368,7 @@ def test_a_poisoned_key_in_a_shared_entry_holds_back_only_itself(ws, r, d_r):
     assert d_r.xlen("readthru:wb:wp") == 0
     assert d_r.xpending("readthru:wb:wp", "readthru")["pending"] == 0
     assert d_r.hlen("readthru:wb:wp:pending") == 0
+    assert d_r.hlen("readthru:wb:wp:flushing") == 0
 
 
 def test_write_behind_write_of_a_watching_client_keeps_its_watch(ws, r, d_r):
@@ -403,6 +404,7 @@ def test_transaction_redis_refuses_gives_each_writer_redis_own_error(make_ws):
         assert got[2] is None, got
         assert d_r.xlen("readthru:wb:wk") == 0
         assert d_r.hlen("readthru:wb:wk:pending") == 0
+        assert d_r.hlen("readthru:wb:wk:flushing") == 0
     finally:
         d_r.close()
 
@@ -443,16 +445,48 @@ def test_10000_writes_to_100_keys_are_coalesced_into_batches(ws, r):
     assert delta["db_writes"] <= 2 * keys, f"hardly coalesced: {delta}"
     assert row_writes == delta["db_writes"], (row_writes, delta)
     assert delta["dead_letters"] == 0, delta
-    # the pending hash is cleared once written
+    # the pending states are gone once written
     d_r = ws.direct.client()
     try:
-        pending = d_r.hkeys("readthru:wb:wb:pending")
+        pending = d_r.hkeys("readthru:wb:wb:pending") + d_r.hkeys("readthru:wb:wb:flushing")
         assert not [k for k in pending if k.startswith(b"wb:c")], pending[:10]
     finally:
         d_r.close()
 
 
 # -- a locked database -----------------------------------------------------------------------------
+
+
+def test_a_flusher_behind_its_queue_writes_each_key_once(make_ws):
+    """With more queued than one batch holds (batch 10, 50 keys written 4 times while the database
+    is locked), each key's row is written once: a batch writes each key's latest state and the
+    flusher remembers which of the key's entries, further on in the stream, that write covered,
+    whether they set new values or the same one again."""
+    ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
+                                 flush_interval=FLUSH, batch=10, timeout="250ms")])
+    keys, rounds = 50, 4
+    d = WriterDelta(ws, "wk")
+    client = ws.endpoint.client()
+    try:
+        # One at a time, so that each write is a stream entry of its own (a pipeline's writes
+        # share entries) and the flusher reads 10 of them at a time.
+        with WriteGate(ws.db_path):
+            for rnd in range(rounds):
+                for i in range(keys):
+                    assert client.set(f"wk:v{i}", f"v{rnd}.{i}") is True  # a new value each time
+                    assert client.set(f"wk:s{i}", f"same{i}") is True  # the same value each time
+    finally:
+        client.close()
+    wait_rows(ws, "v", {f"v{i}": f"v{rounds - 1}.{i}" for i in range(keys)})
+    wait_rows(ws, "s", {f"s{i}": f"same{i}" for i in range(keys)})
+    ws.wait_drained("wk")
+    delta = d.now()
+    print(f"\n{2 * keys * rounds} writes to {2 * keys} keys, batch 10: {delta}")
+    assert delta["writes"] == 2 * keys * rounds, delta
+    assert len(audit_of(ws, "v")) == keys, audit_of(ws, "v")
+    assert len(audit_of(ws, "s")) == keys, audit_of(ws, "s")
+    assert delta["db_writes"] == 2 * keys, delta
+    assert delta["coalesced"] == 2 * keys * (rounds - 1), delta
 
 
 def test_locked_database_delays_writes_without_losing_them(ws, r, d_r):
@@ -516,6 +550,7 @@ def test_poison_entry_is_dead_lettered_while_other_keys_keep_flowing(ws, r, d_r)
     # nothing of wp is left in the stream or pending
     assert d_r.xlen("readthru:wb:wp") == 0
     assert d_r.hlen("readthru:wb:wp:pending") == 0
+    assert d_r.hlen("readthru:wb:wp:flushing") == 0
 
 
 # -- read-through with a write pending -------------------------------------------------------------
@@ -525,22 +560,35 @@ def test_read_through_after_eviction_returns_the_pending_value_not_the_older_row
     db_execute(ws.db_path, "INSERT INTO kv VALUES ('e1', 'old1'), ('e2', 'old2'), ('e3', 'old3')")
     with WriteGate(ws.db_path):  # the flusher cannot write; loaders can still read
         assert r.get("wb:e3") == b"old3"  # the loader reads through the lock
-        assert r.set("wb:e1", "new1") is True
+        assert r.mset({"wb:e1": "new1", "wb:e5": "new5"}) is True
+        # A failed cycle's end moves the pending states to the flushing hash; the next write to
+        # a key is pending again, newer than the one flushing.
+        wait_for(lambda: d_r.hget("readthru:wb:wb:flushing", "wb:e1") == b"snew1", DRAIN_TIMEOUT,
+                 "wb:e1's state to move to the flushing hash")
+        assert d_r.hget("readthru:wb:wb:flushing", "wb:e5") == b"snew5"
+        assert r.set("wb:e1", "newer1") is True
+        assert d_r.hget("readthru:wb:wb:pending", "wb:e1") == b"snewer1"
         assert r.get("wb:e2") == b"old2"
         wait_for(lambda: d_r.exists("wb:e2") == 1, 10, "wb:e2 to be filled")
         assert r.delete("wb:e2") == 1
         d_r.delete("wb:e1", "wb:e2")  # evicted while the writes are pending
-        assert r.get("wb:e1") == b"new1", "read-through served the database's older row"
+        assert r.get("wb:e1") == b"newer1", "read-through served an older state"
         assert r.get("wb:e2") is None, "read-through resurrected a row whose delete is pending"
-        assert r.mget("wb:e1", "wb:e2", "wb:e3") == [b"new1", None, b"old3"]
+        assert r.mget("wb:e1", "wb:e2", "wb:e3") == [b"newer1", None, b"old3"]
         # Redis is refilled from the pending state
-        wait_for(lambda: d_r.get("wb:e1") == b"new1", 10, "wb:e1 to be refilled with new1")
+        wait_for(lambda: d_r.get("wb:e1") == b"newer1", 10, "wb:e1 to be refilled with newer1")
         assert d_r.exists("wb:e2") == 0
         assert rows_like(ws, "e") == {"e1": "old1", "e2": "old2", "e3": "old3"}
-    wait_rows(ws, "e", {"e1": "new1", "e3": "old3"})
+        # a key whose only pending state is flushing
+        assert d_r.hget("readthru:wb:wb:pending", "wb:e5") is None
+        d_r.delete("wb:e5")
+        assert r.get("wb:e5") == b"new5", "read-through served the database's missing row"
+    wait_rows(ws, "e", {"e1": "newer1", "e3": "old3", "e5": "new5"})
     ws.wait_drained("wb")
     d_r.delete("wb:e1")
-    assert r.get("wb:e1") == b"new1"  # from the database now
+    assert r.get("wb:e1") == b"newer1"  # from the database now
+    assert d_r.hlen("readthru:wb:wb:pending") == 0
+    assert d_r.hlen("readthru:wb:wb:flushing") == 0
 
 
 # -- introspection ---------------------------------------------------------------------------------
@@ -674,6 +722,26 @@ def test_entries_a_killed_flusher_had_read_are_claimed_by_the_next_process(make_
         wait_for(lambda: d_r.xpending("readthru:wb:wk", "readthru")["pending"] == 0, 30,
                  "the claimed entries to be acknowledged")
         ws.wait_drained("wk")
+    finally:
+        d_r.close()
+
+
+def test_entries_are_written_with_the_states_the_pending_hash_holds(make_ws):
+    """A stream entry names keys; what the flusher writes for each is its state in the pending
+    hashes (a string, or a delete), and a key they do not hold has nothing left to write."""
+    ws = make_ws()
+    db_execute(ws.db_path, "INSERT INTO kv VALUES ('f2', 'old2'), ('f3', 'old3')")
+    d_r = ws.direct.client()
+    try:
+        with d_r.pipeline(transaction=True) as p:  # one step, as a client's write queues it
+            p.hset("readthru:wb:wk:pending", mapping={"wk:f1": "sone", "wk:f2": "d"})
+            p.xadd("readthru:wb:wk", {"k": "wk:f1"})
+            p.execute_command("XADD", "readthru:wb:wk", "*", "k", "wk:f2", "k", "wk:f3")
+            p.execute()
+        wait_rows(ws, "f", {"f1": "one", "f3": "old3"})
+        ws.wait_drained("wk")
+        assert d_r.hlen("readthru:wb:wk:pending") == 0
+        assert d_r.hlen("readthru:wb:wk:flushing") == 0
     finally:
         d_r.close()
 

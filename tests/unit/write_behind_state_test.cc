@@ -216,13 +216,14 @@ TEST_CASE("write-behind state: a length that wraps the bounds check is malformed
                 "decoded as " << (decoded ? WriteBehind::encodeState(*decoded) : std::string()));
 }
 
-TEST_CASE("write-behind state: the stream and pending hash are named after the writer") {
+TEST_CASE("write-behind state: the stream and the pending hashes are named after the writer") {
   Writer user = makeWriter("user", "user:{id}");
   CHECK(WriteBehind::streamKey(user) == "readthru:wb:user");
   CHECK(WriteBehind::pendingKey(user) == "readthru:wb:user:pending");
   Writer odd = makeWriter("a b:c", "x:{id}");
   CHECK(WriteBehind::streamKey(odd) == "readthru:wb:a b:c");
   CHECK(WriteBehind::pendingKey(odd) == "readthru:wb:a b:c:pending");
+  CHECK(WriteBehind::flushingKey(user) == "readthru:wb:user:flushing");
 }
 
 TEST_CASE("write-behind state: wrap is one EVAL with a key triple per written key") {
