@@ -55,6 +55,18 @@ sqlite3* openConnection(const SqliteOptions& options, std::string* error) {
     sqlite3_close_v2(db);
     return nullptr;
   }
+  if (options.cache_bytes > 0) {
+    // A negative cache_size is in KiB. Pages are cached as they are read, so an idle or small
+    // database costs nothing near the limit.
+    uint64_t kib = std::max<uint64_t>(1, options.cache_bytes / 1024);
+    std::string pragma = "PRAGMA cache_size = -" + std::to_string(kib);
+    rc = sqlite3_exec(db, pragma.c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      *error = "cannot set cache_size on " + options.path + ": " + sqliteError(db, rc);
+      sqlite3_close_v2(db);
+      return nullptr;
+    }
+  }
   return db;
 }
 

@@ -86,6 +86,7 @@ struct SqliteOptions {
   uint64_t timeout_ms = 1000;   // default deadline per query, from when a worker takes it; 0: none
   size_t max_rows = 10000;      // default row limit per query; 0: none
   size_t statement_cache = 64;  // prepared statements kept per connection; at least 1
+  uint64_t cache_bytes = 0;     // page cache per connection (PRAGMA cache_size); 0: SQLite's
 };
 
 // Counters for INFO-style reporting. completed counts every callback run; errors and timeouts are

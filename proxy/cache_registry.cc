@@ -67,6 +67,7 @@ bool CacheRegistry::prepare(const Config& config, std::string* error) {
     o.path = b.path;
     o.workers = b.workers;
     o.queue_limit = b.queue;
+    o.cache_bytes = b.cache_size;
     std::string why;
     backends::SqliteBackend* sqlite = backends::SqliteBackend::create(o, &why);
     if (sqlite == nullptr) {

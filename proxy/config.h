@@ -28,6 +28,7 @@ struct BackendConfig {
   std::string path;  // resolved against the config file's directory
   size_t workers = 2;
   size_t queue = 1024;
+  uint64_t cache_size = 0;  // bytes of page cache per connection; 0: SQLite's default (2 MB)
 };
 
 // How a loader turns its row into a Redis value.

@@ -49,6 +49,8 @@
 #   --no-rollback         latency: WAL only (skip the rollback-journal rows)
 #   --flush-interval D    the behind writer's flush_interval (default 500ms)
 #   --batch N             the behind writer's batch (default 500)
+#   --cache-size SIZE     the behind writer's backend cache_size, e.g. 64mb (default: unset,
+#                         SQLite's 2 MB per connection)
 #   --db-dir DIR          put the SQLite databases in DIR instead of the temp dir (the disk
 #                         under them decides fsync cost)
 #   --readthru PATH       readthru binary (default $READTHRU_BIN, else <repo>/build/readthru)
@@ -77,6 +79,7 @@ LAT_COUNT=1000
 LAT_COUNT_DEL=200
 ROLLBACK=1
 FLUSH_INTERVAL=500ms
+CACHE_SIZE=""
 BATCH=500
 DB_DIR=""
 USERS=100000
@@ -104,6 +107,7 @@ while [ $# -gt 0 ]; do
     --no-rollback) ROLLBACK=0; shift ;;
     --flush-interval) need_arg "$@"; FLUSH_INTERVAL=$2; shift 2 ;;
     --batch) need_arg "$@"; BATCH=$2; shift 2 ;;
+    --cache-size) need_arg "$@"; CACHE_SIZE=$2; shift 2 ;;
     --db-dir) need_arg "$@"; DB_DIR=$2; shift 2 ;;
     --readthru) need_arg "$@"; READTHRU=$2; shift 2 ;;
     --loadgen) need_arg "$@"; LOADGEN=$2; shift 2 ;;
@@ -226,6 +230,8 @@ log_level = "warning"
 [upstream]
 address = "127.0.0.1:$REDIS_PORT"
 EOF
+CACHE_LINE=""
+[ -n "$CACHE_SIZE" ] && CACHE_LINE="cache_size = \"$CACHE_SIZE\""
 cat >"$TMP/readthru-behind.toml" <<EOF
 listen = "127.0.0.1:$RT_BEHIND_PORT"
 log_level = "warning"
@@ -236,6 +242,7 @@ address = "127.0.0.1:$REDIS_PORT"
 [backends.main]
 kind = "sqlite"
 path = "$DB_DIR/behind.db"
+$CACHE_LINE
 
 [[writers]]
 name = "user"

@@ -139,6 +139,30 @@ void waitRunning(SqliteBackend* backend, size_t n) {
   REQUIRE(backend->stats().running == n);
 }
 
+TEST_CASE("sqlite: cache_bytes sets each connection's page cache; 0 keeps SQLite's default") {
+  TempDb db;
+  Loop loop;
+  SqliteBackend* sized = openBackend(loop, db, [](SqliteOptions& o) {
+    o.cache_bytes = 8 * 1024 * 1024;
+    o.workers = 2;
+  });
+  for (int i = 0; i < 4; ++i) {  // whichever worker runs it
+    SqlResult r = runQuery(loop, sized, {"PRAGMA cache_size", {}, 0, 0});
+    REQUIRE(r.ok);
+    REQUIRE(r.rows.size() == 1);
+    CHECK(r.rows[0][0].integer == -8192);  // KiB
+  }
+  SqliteBackend* plain = openBackend(loop, db);
+  SqlResult r = runQuery(loop, plain, {"PRAGMA cache_size", {}, 0, 0});
+  REQUIRE(r.ok);
+  REQUIRE(r.rows.size() == 1);
+  CHECK(r.rows[0][0].integer == -2000);  // SQLite's default
+  bool closed = false;
+  sized->close([&closed] { closed = true; });
+  REQUIRE(loop.runUntil([&] { return closed; }));
+  closeBackend(loop, plain);
+}
+
 TEST_CASE("sqlite: rows and every value type round-trip losslessly") {
   TempDb db;
   Loop loop;
