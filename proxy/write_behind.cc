@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <deque>
 #include <map>
 #include <random>
 #include <unordered_map>
@@ -450,10 +449,7 @@ class WriteBehind::Flusher {
   // Keys remembered as covered at most (each about 100 bytes).
   static constexpr size_t kMaxCovered = 1 << 18;
 
-  void forgetCovered() {
-    covered_.clear();
-    covered_order_.clear();
-  }
+  void forgetCovered() { covered_.clear(); }
 
   bool windowFull() const {
     size_t batch = w_->config().batch;
@@ -605,24 +601,19 @@ class WriteBehind::Flusher {
     });
   }
 
-  // After a committed batch: its keys' entries up to lookup_upto_ need no more writes. An entry
-  // is forgotten once the reads have passed its bound (the stream holds no more entries it
-  // covers but ones claimed again, which are simply written again), or wholesale past a bound.
+  // After a committed batch: its keys' entries up to lookup_upto_ need no more writes. A key is
+  // forgotten once the reads have passed its bound (the stream holds no more entries it covers
+  // but ones claimed again, which are simply written again), in sweeps as the map doubles, or
+  // wholesale past kMaxCovered.
   void remember() {
     if (lookup_upto_ == std::pair<uint64_t, uint64_t>{}) return;
-    while (!covered_order_.empty() && covered_order_.front().first < newest_read_) {
-      auto it = covered_.find(covered_order_.front().second);
-      if (it != covered_.end() && it->second == covered_order_.front().first) covered_.erase(it);
-      covered_order_.pop_front();
-    }
-    if (covered_.size() > kMaxCovered) {
-      covered_.clear();
-      covered_order_.clear();
+    if (covered_.size() >= sweep_at_) {
+      std::erase_if(covered_, [this](const auto& c) { return c.second < newest_read_; });
+      if (covered_.size() > kMaxCovered) covered_.clear();
+      sweep_at_ = std::max<size_t>(4096, 2 * covered_.size());
     }
     for (const Key& k : keys_) {
-      if (!k.state) continue;
-      covered_[k.key] = lookup_upto_;
-      covered_order_.emplace_back(lookup_upto_, k.key);
+      if (k.state) covered_.insert_or_assign(k.key, lookup_upto_);
     }
   }
 
@@ -792,9 +783,9 @@ class WriteBehind::Flusher {
   bool draining_ = false;
   bool leader_ = false;
   // Per key, the stream's newest entry when the state this flusher wrote was read: the key's
-  // entries up to there need no write. covered_order_: the same, oldest first, for forgetting.
+  // entries up to there need no write.
   std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> covered_;
-  std::deque<std::pair<std::pair<uint64_t, uint64_t>, std::string>> covered_order_;
+  size_t sweep_at_ = 4096;                     // covered_'s size at which remember() sweeps it
   std::pair<uint64_t, uint64_t> lookup_upto_;  // of the batch being written; {0, 0}: unknown
   std::pair<uint64_t, uint64_t> newest_read_;  // the newest entry read so far
   bool group_ready_ = false;

@@ -24,9 +24,9 @@ size_t WriteBehindBatch::liveCount() { return g_live; }
 
 WriteBehindBatch::WriteBehindBatch() {
   ++g_live;
-  // Most batches are a few clients' writes: one allocation each instead of a growing vector's.
-  members_.reserve(8);
-  queued_.reserve(8);
+  // One allocation each instead of a growing vector's (a batch holds up to kMaxQueued writes).
+  members_.reserve(kMaxQueued);
+  queued_.reserve(kMaxQueued);
 }
 WriteBehindBatch::~WriteBehindBatch() { --g_live; }
 
