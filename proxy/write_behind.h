@@ -10,9 +10,10 @@
 //   the lease key readthru:wb:<writer>:lease)
 //     XAUTOCLAIM (entries left pending: earlier failures, a crashed process), then XREADGROUP
 //     (new), in chunks until the batch names `batch` keys
-//     -> coalesce by key: the key's latest state from the pending hashes, read with the stream's
-//        newest entry id (last write wins; a delete after a write is a delete); the flusher
-//        remembers that the write covered the key's entries up to that id
+//     -> coalesce by key: the key's latest state from the pending hashes (XREVRANGE for the
+//        stream's newest entry id, HMGET pending, HMGET flushing), so the last write wins and a
+//        delete after a write is a delete; the flusher remembers that the write covered the
+//        key's entries up to that id
 //     -> one database transaction -> XACK; at the cycle's end, one script: XTRIM MINID of what
 //        the group is done with, and the pending states retired in bulk (the pending hash
 //        renamed to readthru:wb:<writer>:flushing, unlinked once the entries it covers are done)
