@@ -553,7 +553,8 @@ class WriteBehind::Flusher {
   // Keys whose entries a write of this flusher covered need no write. The others' latest states
   // come from the pending hashes, after the stream's newest entry id, so every entry up to that
   // id is covered by the states written: XREVRANGE, HMGET of the pending hash, HMGET of the
-  // flushing hash for what the first did not hold, sent together and run by Redis in that order.
+  // flushing hash (which counts for the keys the first did not hold), sent together and run by
+  // Redis in that order.
   // Only this flusher's own cycle-end script moves states from one hash to the other, so a state
   // missing from the pending hash is in the flushing one when the second HMGET runs. (Not a
   // script: Lua's copies of 500 states in and out cost Redis more than the HMGETs themselves.)
