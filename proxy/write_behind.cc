@@ -147,12 +147,6 @@ std::pair<uint64_t, uint64_t> parseId(std::string_view id) {
   return {ms, seq};
 }
 
-uint64_t idMillis(std::string_view id) {
-  uint64_t ms = 0;
-  std::from_chars(id.data(), id.data() + id.size(), ms);
-  return ms;
-}
-
 uint64_t wallMillis() {
   uv_timeval64_t tv;
   uv_gettimeofday(&tv);
@@ -521,9 +515,9 @@ class WriteBehind::Flusher {
       if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
       std::string_view id = replyString(e->element[0]);
       ++read_;
-      uint64_t ms = idMillis(id);
-      if (oldest_id_ms_ == 0 || ms < oldest_id_ms_) oldest_id_ms_ = ms;
-      newest_read_ = std::max(newest_read_, parseId(id));
+      std::pair<uint64_t, uint64_t> parsed = parseId(id);
+      if (oldest_id_ms_ == 0 || parsed.first < oldest_id_ms_) oldest_id_ms_ = parsed.first;
+      newest_read_ = std::max(newest_read_, parsed);
       const redisReply* fields = e->element[1];
       int& open = open_keys_[std::string(id)];
       if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
