@@ -157,6 +157,11 @@ TEST_CASE("config reload: the changes are told by name, secrets never shown") {
                      "writer 'cart' changed",
                  });
   for (const std::string& l : lines) CHECK(l.find("secret") == std::string::npos);
+
+  // A backend whose page cache alone changes is changed too.
+  Config cached = running;
+  cached.backends[0].cache_size = 64 << 20;
+  CHECK(describeChanges(running, cached) == std::vector<std::string>{"backend 'main' changed"});
 }
 
 }  // namespace
