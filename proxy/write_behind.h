@@ -6,8 +6,8 @@
 //                             readthru:wb:user:pending user:1 <state> and an entry
 //                             XADD readthru:wb:user * k user:1 [k <key> ...]  ->  the reply
 //           (NX, XX, GET, hashes: EVAL <script> runs the command and, if it wrote, queues it)
-//   flusher (every flush_interval, one active per writer across readthru processes: the holder of
-//   the lease key readthru:wb:<writer>:lease)
+//   flusher (write_behind_flusher.h; every flush_interval, one active per writer across readthru
+//   processes: the holder of the lease key readthru:wb:<writer>:lease)
 //     XAUTOCLAIM (entries left pending: earlier failures, a crashed process), then XREADGROUP
 //     (new), in chunks until the batch names `batch` keys
 //     -> coalesce by key: the key's latest state from the pending hashes (XREVRANGE for the
