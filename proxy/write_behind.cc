@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <iterator>
 #include <memory>
 #include <random>
 
@@ -64,21 +65,27 @@ std::string WriteBehind::flushingKey(std::string_view writer) {
 }
 
 std::string WriteBehind::encodeState(const WriteState& s) {
+  std::string out;
+  appendState(s, &out);
+  return out;
+}
+
+void WriteBehind::appendState(const WriteState& s, std::string* out) {
   switch (s.kind) {
     case WriteState::Kind::kString:
-      return "s" + s.value;
-    case WriteState::Kind::kHash: {
-      std::string out = "h";
+      out->push_back('s');
+      out->append(s.value);
+      return;
+    case WriteState::Kind::kHash:
+      out->push_back('h');
       for (const auto& [f, v] : s.fields) {
-        out += fmt::format("{}:", f.size()) + f;
-        out += fmt::format("{}:", v.size()) + v;
+        fmt::format_to(std::back_inserter(*out), "{}:{}{}:{}", f.size(), f, v.size(), v);
       }
-      return out;
-    }
+      return;
     case WriteState::Kind::kDeleted:
       break;
   }
-  return "d";
+  out->push_back('d');
 }
 
 std::optional<WriteState> WriteBehind::decodeState(std::string_view s) {

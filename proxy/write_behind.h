@@ -94,6 +94,7 @@ class WriteBehind {
   static std::string pendingKey(std::string_view writer);
   static std::string flushingKey(std::string_view writer);
   static std::string encodeState(const WriteState& s);
+  static void appendState(const WriteState& s, std::string* out);  // encodeState, appended
   static std::optional<WriteState> decodeState(std::string_view s);
 
  private:

@@ -15,81 +15,125 @@ size_t g_live = 0;
 // flusher reads whole entries, so this also bounds the writes one stream entry carries.
 constexpr size_t kMaxQueued = 64;
 
+// Batches kept for reuse: about as many as are in flight at once on a busy connection.
+constexpr size_t kMaxSpare = 8;
+
 constexpr std::string_view kMulti = "*1\r\n$5\r\nMULTI\r\n";
 constexpr std::string_view kExec = "*1\r\n$4\r\nEXEC\r\n";
+
+// The spare batches; freed at exit.
+struct Spares {
+  std::vector<WriteBehindBatch*> batches;
+  ~Spares() {
+    for (WriteBehindBatch* b : batches) delete b;
+  }
+};
+Spares g_spares;
 
 }  // namespace
 
 size_t WriteBehindBatch::liveCount() { return g_live; }
 
-WriteBehindBatch::WriteBehindBatch() {
-  ++g_live;
-  // One allocation each instead of a growing vector's (a batch holds up to kMaxQueued writes).
-  members_.reserve(kMaxQueued);
-  queued_.reserve(kMaxQueued);
+WriteBehindBatch::WriteBehindBatch() = default;
+WriteBehindBatch::~WriteBehindBatch() = default;
+
+void WriteBehindBatch::recycle() {
+  --g_live;
+  if (g_spares.batches.size() >= kMaxSpare) return delete this;
+  members_.clear();
+  closing_.clear();
+  requests_ = 1;
+  replies_ = 0;
+  sealed_ = false;
+  reply_.clear();
+  exec_.clear();
+  failed_.clear();
+  g_spares.batches.push_back(this);
 }
-WriteBehindBatch::~WriteBehindBatch() { --g_live; }
 
 void WriteBehindBatch::join(backends::UpstreamConn* conn, const WritePlan& plan,
                             std::string_view request, ReplySlot* slot) {
   // The only kind of batch an upstream connection is given.
   auto* b = static_cast<WriteBehindBatch*>(conn->openBatch());
   if (b == nullptr) {
-    b = new WriteBehindBatch();
+    if (g_spares.batches.empty()) {
+      b = new WriteBehindBatch();
+    } else {
+      b = g_spares.batches.back();
+      g_spares.batches.pop_back();
+    }
+    ++g_live;
     conn->setOpenBatch(b);
     conn->sendInBatch(kMulti, b);
   }
   conn->sendInBatch(request, b);
   ++b->requests_;
   b->members_.push_back({slot, {}});
-  for (const auto& item : plan.items) {
-    b->queued_.push_back({item.writer->name(), item.key, WriteBehind::encodeState(item.state)});
-  }
-  if (b->queued_.size() >= kMaxQueued) conn->setOpenBatch(nullptr);  // seals it
+  for (const auto& item : plan.items) b->closing_.add(item.writer->name(), item.key, item.state);
+  if (b->closing_.writes() >= kMaxQueued) conn->setOpenBatch(nullptr);  // seals it
 }
 
-std::vector<std::string> WriteBehindBatch::closing(const std::vector<Queued>& queued) {
-  std::vector<std::string_view> writers;
-  for (const Queued& q : queued) {
-    bool seen = false;
-    for (std::string_view w : writers) seen = seen || w == q.writer;
-    if (!seen) writers.push_back(q.writer);
+void WriteBehindBatch::Closing::add(std::string_view writer, std::string_view key,
+                                    const WriteState& state) {
+  Part* p = nullptr;
+  for (size_t i = 0; i < used_ && p == nullptr; ++i) {
+    if (parts_[i].writer == writer) p = &parts_[i];
   }
-  std::vector<std::string> out;
-  for (std::string_view w : writers) {
-    size_t n = 0;
-    for (const Queued& q : queued) n += q.writer == w;
-    std::string hset, xadd;
-    resp::ReplyEncoder h(&hset, 2), x(&xadd, 2);
-    h.arrayHeader(2 + 2 * n);
-    h.bulk("HSET");
-    h.bulk(WriteBehind::pendingKey(w));
-    x.arrayHeader(3 + 2 * n);
-    x.bulk("XADD");
-    x.bulk(WriteBehind::streamKey(w));
-    x.bulk("*");
-    for (const Queued& q : queued) {
-      if (q.writer != w) continue;
-      h.bulk(q.key);
-      h.bulk(q.state);
-      x.bulk("k");
-      x.bulk(q.key);
+  if (p == nullptr) {
+    if (used_ == parts_.size()) parts_.emplace_back();
+    p = &parts_[used_++];
+    if (p->writer != writer) {
+      p->writer = writer;
+      p->pending_key = WriteBehind::pendingKey(writer);
+      p->stream_key = WriteBehind::streamKey(writer);
     }
-    out.push_back(std::move(hset));
-    out.push_back(std::move(xadd));
   }
-  return out;
+  state_.clear();
+  WriteBehind::appendState(state, &state_);
+  resp::ReplyEncoder h(&p->states, 2), x(&p->keys, 2);
+  h.bulk(key);
+  h.bulk(state_);
+  x.bulk("k");
+  x.bulk(key);
+  ++p->writes;
+  ++writes_;
+}
+
+void WriteBehindBatch::Closing::build(const Part& p, bool hset) {
+  request_.clear();
+  resp::ReplyEncoder e(&request_, 2);
+  if (hset) {
+    e.arrayHeader(2 + 2 * p.writes);
+    e.bulk("HSET");
+    e.bulk(p.pending_key);
+    request_.append(p.states);
+  } else {
+    e.arrayHeader(3 + 2 * p.writes);
+    e.bulk("XADD");
+    e.bulk(p.stream_key);
+    e.bulk("*");
+    request_.append(p.keys);
+  }
+}
+
+void WriteBehindBatch::Closing::clear() {
+  for (size_t i = 0; i < used_; ++i) {
+    parts_[i].writes = 0;
+    parts_[i].states.clear();
+    parts_[i].keys.clear();
+  }
+  used_ = 0;
+  writes_ = 0;
 }
 
 void WriteBehindBatch::seal(backends::UpstreamConn* conn) {
-  for (const std::string& r : closing(queued_)) {
+  closing_.requests([&](std::string_view r) {
     conn->sendInBatch(r, this);
     ++requests_;
-  }
+  });
   conn->sendInBatch(kExec, this);
   ++requests_;
   sealed_ = true;
-  queued_.clear();
 }
 
 void WriteBehindBatch::replyData(const char* data, size_t len) { reply_.append(data, len); }
@@ -117,7 +161,7 @@ void WriteBehindBatch::answered() {
   ++replies_;
   if (!sealed_ || replies_ < requests_) return;
   answerMembers();
-  delete this;
+  recycle();
 }
 
 void WriteBehindBatch::answerMembers() {

@@ -20,7 +20,8 @@
 // Shared connections only: on a client's dedicated connection EXEC would end its WATCH.
 //
 // Ownership: created by join(), it owns itself; it is the reply target of every request it sent
-// and frees itself once the last (EXEC) is answered or failed, after answering every member.
+// and recycles itself once the last (EXEC) is answered or failed, after answering every member:
+// a few spare batches are kept with their storage, the rest freed.
 
 #include <string>
 #include <string_view>
@@ -42,16 +43,44 @@ class WriteBehindBatch final : public backends::UpstreamConn::Batch, public back
   static void join(backends::UpstreamConn* conn, const WritePlan& plan, std::string_view request,
                    ReplySlot* slot);
 
-  // The requests that close a batch whose members queued `queued` (writer, key, state): per
-  // writer, in order of first appearance, one HSET of the states and one XADD of the keys.
-  struct Queued {
+  // The requests that close a batch, built as its writes join: per writer, in order of first
+  // appearance, one HSET of the states and one XADD of the keys. Kept with the batch's storage
+  // when a batch is reused, so a batch like the last costs no allocation.
+  class Closing {
+   public:
     // The writer's name, not the Writer: a batch may stay open (its connection down) across a
     // reload that frees the Writer.
-    std::string writer;
-    std::string key;
-    std::string state;  // WriteBehind::encodeState
+    void add(std::string_view writer, std::string_view key, const WriteState& state);
+    size_t writes() const { return writes_; }
+    // Calls `send` with each complete request, in order.
+    template <typename Send>
+    void requests(Send&& send) {
+      for (size_t i = 0; i < used_; ++i) {
+        build(parts_[i], true);
+        send(std::string_view(request_));
+        build(parts_[i], false);
+        send(std::string_view(request_));
+      }
+    }
+    void clear();
+
+   private:
+    struct Part {
+      std::string writer;
+      std::string pending_key;  // WriteBehind::pendingKey(writer)
+      std::string stream_key;   // WriteBehind::streamKey(writer)
+      size_t writes = 0;
+      std::string states;  // the HSET's arguments after the key: key, state, ... (RESP bulks)
+      std::string keys;    // the XADD's arguments after the id: "k", key, ...
+    };
+    void build(const Part& p, bool hset);
+
+    std::vector<Part> parts_;  // parts_[used_...] are spare
+    size_t used_ = 0;
+    size_t writes_ = 0;
+    std::string state_;    // a state being encoded
+    std::string request_;  // the request being built
   };
-  static std::vector<std::string> closing(const std::vector<Queued>& queued);
 
   void seal(backends::UpstreamConn* conn) override;
   void replyData(const char* data, size_t len) override;
@@ -59,10 +88,13 @@ class WriteBehindBatch final : public backends::UpstreamConn::Batch, public back
   void replyFailed(std::string_view error) override;
 
   static size_t liveCount();
+  // Only for the spares, at exit: a batch in use frees (or recycles) itself.
+  ~WriteBehindBatch();
 
  private:
   WriteBehindBatch();
-  ~WriteBehindBatch();
+  // Back to the pool of spare batches (or freed): the end of a batch's life.
+  void recycle();
   void answered();
   void answerMembers();
 
@@ -71,7 +103,7 @@ class WriteBehindBatch final : public backends::UpstreamConn::Batch, public back
     std::string error;  // its queue-time reply when Redis refused to queue it
   };
   std::vector<Member> members_;
-  std::vector<Queued> queued_;
+  Closing closing_;
   size_t requests_ = 1;  // sent so far (MULTI first); when sealed, EXEC included
   size_t replies_ = 0;   // answered or failed so far
   bool sealed_ = false;

@@ -303,19 +303,37 @@ std::string request(std::initializer_list<std::string_view> argv) {
 }
 
 TEST_CASE("write-behind batch: one HSET and one XADD per writer, in order of first write") {
-  std::vector<WriteBehindBatch::Queued> queued = {
-      {"user", "user:1", "sa"},
-      {"cart", "cart:9", "d"},
-      {"user", "user:2", "d"},
-      {"user", "user:1", "sb"},  // the same key again: the later state wins in the HSET
+  WriteBehindBatch::Closing closing;
+  auto requests = [&closing] {
+    std::vector<std::string> out;
+    closing.requests([&out](std::string_view r) { out.emplace_back(r); });
+    return out;
   };
+  for (int reuse = 0; reuse < 2; ++reuse) {
+    closing.add("user", "user:1", stringState("a"));
+    closing.add("cart", "cart:9", deleted());
+    closing.add("user", "user:2", deleted());
+    closing.add("user", "user:1", stringState("b"));  // again: the later state wins in the HSET
+    CHECK(closing.writes() == 4);
+    std::vector<std::string> expected = {
+        request(
+            {"HSET", "readthru:wb:user:pending", "user:1", "sa", "user:2", "d", "user:1", "sb"}),
+        request({"XADD", "readthru:wb:user", "*", "k", "user:1", "k", "user:2", "k", "user:1"}),
+        request({"HSET", "readthru:wb:cart:pending", "cart:9", "d"}),
+        request({"XADD", "readthru:wb:cart", "*", "k", "cart:9"}),
+    };
+    CHECK(requests() == expected);
+    closing.clear();
+    CHECK(closing.writes() == 0);
+    CHECK(requests().empty());
+  }
+  // A cleared Closing reused by other writers: each part is named for its new writer.
+  closing.add("cart", "cart:1", hashState({{"n", "2"}}));
   std::vector<std::string> expected = {
-      request({"HSET", "readthru:wb:user:pending", "user:1", "sa", "user:2", "d", "user:1", "sb"}),
-      request({"XADD", "readthru:wb:user", "*", "k", "user:1", "k", "user:2", "k", "user:1"}),
-      request({"HSET", "readthru:wb:cart:pending", "cart:9", "d"}),
-      request({"XADD", "readthru:wb:cart", "*", "k", "cart:9"}),
+      request({"HSET", "readthru:wb:cart:pending", "cart:1", "h1:n1:2"}),
+      request({"XADD", "readthru:wb:cart", "*", "k", "cart:1"}),
   };
-  CHECK(WriteBehindBatch::closing(queued) == expected);
+  CHECK(requests() == expected);
 }
 
 TEST_CASE("write-behind batch: only writes their arguments decide join one") {
