@@ -21,6 +21,16 @@ using UpstreamReplyCallback = std::function<void(const redisReply* reply)>;
 // Sends `argv` as one command on `conn`. False (and the callback never runs) when `conn` is null.
 bool callUpstream(backends::UpstreamConn* conn, const std::vector<std::string>& argv,
                   UpstreamReplyCallback cb);
+// The same for a request already encoded (complete RESP bytes).
+bool callUpstreamEncoded(backends::UpstreamConn* conn, std::string_view request,
+                         UpstreamReplyCallback cb);
+
+// Runs with the reply's RESP bytes, or nullptr when the connection lost the request; it may move
+// from them. For large flat replies (HMGET of many keys): resp/flat_reply.h splits them in place,
+// where a tree costs an allocation per element.
+using UpstreamBytesCallback = std::function<void(std::string* reply)>;
+bool callUpstreamBytes(backends::UpstreamConn* conn, std::string_view request,
+                       UpstreamBytesCallback cb);
 
 // Accessors for hiredis replies.
 inline std::string_view replyString(const redisReply* r) {

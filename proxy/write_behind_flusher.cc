@@ -5,6 +5,9 @@
 #include <memory>
 
 #include "proxy/log.h"
+#include "resp/flat_reply.h"
+#include "resp/reply_encoder.h"
+#include "resp/reply_reader.h"
 
 namespace readthru {
 namespace {
@@ -154,6 +157,7 @@ void WriteBehind::Flusher::schedule(uint64_t delay_ms) {
 
 void WriteBehind::Flusher::done(bool more, bool failed) {
   busy_ = false;
+  for (std::string& r : lookup_replies_) r = std::string();  // the batch's states: done with
   if (failed) {
     failures_ = std::min(failures_ + 1, 16);
   } else {
@@ -258,98 +262,114 @@ void WriteBehind::Flusher::readBatch() {
 }
 
 void WriteBehind::Flusher::claim(std::string cursor) {
-  std::string count = std::to_string(nextCount());
-  step({"XAUTOCLAIM", stream_, std::string(kGroup), me_, "0", cursor, "COUNT", count},
-       [this](const redisReply* r) {
-         if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
-           if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
-             group_ready_ = false;
-           }
-           return done(false, true);
-         }
-         std::vector<std::string> gone;
-         if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY) {
-           for (size_t i = 0; i < r->element[2]->elements; ++i) {
-             gone.emplace_back(replyString(r->element[2]->element[i]));
-           }
-         }
-         if (!gone.empty()) acknowledge(gone);
-         collect(r->element[1]);
-         std::string next(replyString(r->element[0]));
-         if (windowFull()) return process(true);
-         if (next != "0-0") return claim(std::move(next));
-         readNew();
-       });
+  std::string request;
+  resp::ReplyEncoder::command(&request, {"XAUTOCLAIM", stream_, kGroup, me_, "0", cursor, "COUNT",
+                                         std::to_string(nextCount())});
+  readStep(request, [this](std::string* bytes) {
+    // [next cursor, [entries], [ids of entries deleted meanwhile]]
+    resp::ReplyReader r(*bytes);
+    int64_t n = 0;
+    std::string_view next;
+    if (!r.array(&n) || n < 2 || !r.bulk(&next) || collect(&r) < 0) return done(false, true);
+    int64_t gone = 0;
+    std::vector<std::string_view> ids;
+    if (n >= 3 && r.array(&gone)) {
+      std::string_view id;
+      for (int64_t i = 0; i < gone && r.bulk(&id); ++i) ids.push_back(id);
+    }
+    if (!r.ok()) return done(false, true);
+    acknowledge(ids);
+    if (windowFull()) return process(true);
+    if (next != "0-0") return claim(std::string(next));
+    readNew();
+  });
 }
 
 void WriteBehind::Flusher::readNew() {
   size_t asked = nextCount();
-  step({"XREADGROUP", "GROUP", std::string(kGroup), me_, "COUNT", std::to_string(asked), "STREAMS",
-        stream_, ">"},
-       [this, asked](const redisReply* r) {
-         if (r == nullptr || replyIsError(r)) {
-           if (r != nullptr && replyString(r).starts_with("NOGROUP")) {
-             group_ready_ = false;
-           }
-           return done(false, true);
-         }
-         // [[stream, [entries]]], or nil when there is nothing new.
-         size_t got = 0;
-         if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-             r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 2) {
-           got = collect(r->element[0]->element[1]);
-         }
-         if (got >= asked && !windowFull()) return readNew();
-         if (read_ == 0) {
-           updateQueue(false);
-           return done(false, false);
-         }
-         process(got >= asked);
-       });
+  std::string request;
+  resp::ReplyEncoder::command(&request, {"XREADGROUP", "GROUP", kGroup, me_, "COUNT",
+                                         std::to_string(asked), "STREAMS", stream_, ">"});
+  readStep(request, [this, asked](std::string* bytes) {
+    // [[stream, [entries]]], or nil when there is nothing new.
+    resp::ReplyReader r(*bytes);
+    int64_t got = 0;
+    if (!r.nil()) {
+      int64_t streams = 0, parts = 0;
+      std::string_view name;
+      if (!r.array(&streams) || streams != 1 || !r.array(&parts) || parts != 2 || !r.bulk(&name) ||
+          (got = collect(&r)) < 0) {
+        return done(false, true);
+      }
+    }
+    if (static_cast<size_t>(got) >= asked && !windowFull()) return readNew();
+    if (read_ == 0) {
+      updateQueue(false);
+      return done(false, false);
+    }
+    process(static_cast<size_t>(got) >= asked);
+  });
 }
 
 void WriteBehind::Flusher::startBatch() {
   keys_.clear();
-  index_.clear();
-  open_keys_.clear();
+  one_by_one_.clear();  // before the sweep: both point into known_
+  entries_.clear();
+  sweepKnown();
+  ++batch_;
   read_ = 0;
   writes_read_ = 0;
   oldest_id_ms_ = 0;
 }
 
-size_t WriteBehind::Flusher::collect(const redisReply* entries) {
-  if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY) return 0;
+int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
+  int64_t n = 0;
+  if (!r->array(&n)) return -1;
   size_t read_before = read_, writes_before = writes_read_;
-  for (size_t i = 0; i < entries->elements; ++i) {
-    const redisReply* e = entries->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
-    std::string_view id = replyString(e->element[0]);
+  for (int64_t i = 0; i < n; ++i) {
+    // [id, [field, value, ...]]; the fields are nil for an entry deleted since it was delivered.
+    int64_t parts = 0, fields = 0;
+    std::string_view id;
+    if (!r->array(&parts)) return -1;
+    if (parts < 2) {
+      for (int64_t p = 0; p < parts; ++p) r->skip();
+      continue;
+    }
+    if (!r->bulk(&id) || !r->array(&fields)) return -1;
     ++read_;
-    std::pair<uint64_t, uint64_t> parsed = parseId(id);
-    if (oldest_id_ms_ == 0 || parsed.first < oldest_id_ms_) oldest_id_ms_ = parsed.first;
-    newest_read_ = std::max(newest_read_, parsed);
-    const redisReply* fields = e->element[1];
-    int& open = open_keys_[std::string(id)];
-    if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
-      for (size_t j = 0; j + 1 < fields->elements; j += 2) {
-        if (replyString(fields->element[j]) != "k") continue;
-        ++writes_read_;
-        std::string_view key = replyString(fields->element[j + 1]);
-        auto [it, fresh] = index_.try_emplace(std::string(key), keys_.size());
-        if (fresh) keys_.push_back({std::string(key), {}, std::nullopt});
-        Key& k = keys_[it->second];
-        if (k.ids.empty() || k.ids.back() != id) {
-          k.ids.emplace_back(id);
-          ++open;
-        }
+    auto entry = static_cast<uint32_t>(entries_.size());
+    Entry& en = entries_.emplace_back(Entry{std::string(id), parseId(id), 0});
+    if (oldest_id_ms_ == 0 || en.parsed.first < oldest_id_ms_) oldest_id_ms_ = en.parsed.first;
+    newest_read_ = std::max(newest_read_, en.parsed);
+    for (int64_t j = 0; j + 1 < fields; j += 2) {
+      std::string_view field, key;
+      if (!r->bulk(&field) || !r->bulk(&key)) return -1;
+      if (field != "k") continue;
+      ++writes_read_;
+      auto [it, fresh] = known_.try_emplace(std::string(key));
+      Known& kn = it->second;
+      if (kn.batch != batch_) {
+        kn.batch = batch_;
+        kn.slot = keys_.size();
+        keys_.push_back({&it->first, &kn, entry, {}, std::nullopt});
+        ++en.open;
+        continue;
+      }
+      Key& k = keys_[kn.slot];
+      if (k.last() != entry) {
+        k.later.push_back(entry);
+        ++en.open;
       }
     }
-    if (open == 0) keys_.push_back({"", {std::string(id)}, std::nullopt}), open = 1;  // ack it
+    if (fields > 0 && fields % 2 != 0) r->skip();
+    for (int64_t p = 2; p < parts; ++p) r->skip();
+    if (en.open == 0) keys_.push_back({nullptr, nullptr, entry, {}, std::nullopt}), en.open = 1;
   }
+  if (!r->ok()) return -1;
   if (read_ > read_before) {
     writes_per_entry_ = std::max<size_t>(1, (writes_read_ - writes_before) / (read_ - read_before));
   }
-  return read_ - read_before;
+  return static_cast<int64_t>(read_ - read_before);
 }
 
 void WriteBehind::Flusher::process(bool more) {
@@ -358,48 +378,55 @@ void WriteBehind::Flusher::process(bool more) {
   auto asked = std::make_shared<std::vector<size_t>>();
   for (size_t i = 0; i < keys_.size(); ++i) {
     Key& k = keys_[i];
-    if (k.key.empty()) continue;
-    auto c = covered_.find(k.key);
-    if (c != covered_.end() && parseId(k.ids.back()) <= c->second) continue;
+    if (k.key == nullptr) continue;
+    if (entries_[k.last()].parsed <= k.known->covered) continue;
     asked->push_back(i);
   }
   if (asked->empty()) return writeBatch();
   uint64_t gen = ++lookup_gen_;
   lookup_ok_ = true;
   // Replies of a lookup given up (a request that could not be sent) are ignored.
-  auto fresh = [this, gen](const redisReply* r) {
-    if (gen != lookup_gen_) return false;
-    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) lookup_ok_ = false;
-    return true;
-  };
-  bool sent = callUpstream(conn(), {"XREVRANGE", stream_, "+", "-", "COUNT", "1"},
-                           [this, fresh](const redisReply* r) {
-                             if (!fresh(r) || !lookup_ok_) return;
-                             if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-                                 r->element[0]->elements > 0) {
-                               lookup_upto_ = parseId(replyString(r->element[0]->element[0]));
-                             }
-                           });
-  for (const std::string* hash : {&pending_, &flushing_}) {
-    std::vector<std::string> argv = {"HMGET", *hash};
-    for (size_t i : *asked) argv.push_back(keys_[i].key);
-    bool last = hash == &flushing_;
-    sent = sent && callUpstream(conn(), argv, [this, fresh, asked, last](const redisReply* r) {
-             if (!fresh(r)) return;
-             if (lookup_ok_ && r->elements == asked->size()) {
-               for (size_t i = 0; i < asked->size(); ++i) {
-                 Key& k = keys_[(*asked)[i]];
-                 const redisReply* e = r->element[i];
-                 if (!k.state && e->type == REDIS_REPLY_STRING)
-                   k.state = std::string(replyString(e));
-               }
-             } else {
-               lookup_ok_ = false;
-             }
-             if (!last) return;
-             if (!lookup_ok_) return done(false, true);
-             writeBatch();
-           });
+  bool sent = callUpstream(
+      conn(), {"XREVRANGE", stream_, "+", "-", "COUNT", "1"}, [this, gen](const redisReply* r) {
+        if (gen != lookup_gen_) return;
+        if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+          lookup_ok_ = false;
+        } else if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+                   r->element[0]->elements > 0) {
+          lookup_upto_ = parseId(replyString(r->element[0]->element[0]));
+        }
+      });
+  std::string request;
+  for (int h = 0; h < 2 && sent; ++h) {
+    request.clear();
+    resp::ReplyEncoder e(&request, 2);
+    e.arrayHeader(2 + asked->size());
+    e.bulk("HMGET");
+    e.bulk(h == 0 ? pending_ : flushing_);
+    for (size_t i : *asked) e.bulk(*keys_[i].key);
+    sent = callUpstreamBytes(conn(), request, [this, gen, asked, h](std::string* r) {
+      if (gen != lookup_gen_) return;
+      std::vector<std::pair<size_t, size_t>> elements;
+      if (r != nullptr && lookup_ok_ && resp::splitFlatReply(*r, &elements) &&
+          elements.size() == asked->size()) {
+        // The states are views of the reply, kept until the next lookup.
+        lookup_replies_[h] = std::move(*r);
+        std::string_view reply = lookup_replies_[h];
+        for (size_t i = 0; i < asked->size(); ++i) {
+          Key& k = keys_[(*asked)[i]];
+          std::string_view state;
+          if (!k.state &&
+              resp::bulkPayload(reply.substr(elements[i].first, elements[i].second), &state)) {
+            k.state = state;
+          }
+        }
+      } else {
+        lookup_ok_ = false;
+      }
+      if (h == 0) return;
+      if (!lookup_ok_) return done(false, true);
+      writeBatch();
+    });
   }
   if (!sent) {
     ++lookup_gen_;
@@ -409,14 +436,20 @@ void WriteBehind::Flusher::process(bool more) {
 
 void WriteBehind::Flusher::remember() {
   if (lookup_upto_ == std::pair<uint64_t, uint64_t>{}) return;
-  if (covered_.size() >= sweep_at_) {
-    std::erase_if(covered_, [this](const auto& c) { return c.second < newest_read_; });
-    if (covered_.size() > kMaxCovered) covered_.clear();
-    sweep_at_ = std::max<size_t>(4096, 2 * covered_.size());
-  }
   for (const Key& k : keys_) {
-    if (k.state) covered_.insert_or_assign(k.key, lookup_upto_);
+    if (k.state) k.known->covered = lookup_upto_;
   }
+}
+
+void WriteBehind::Flusher::sweepKnown() {
+  if (known_.size() < sweep_at_) return;
+  std::erase_if(known_, [this](const auto& k) { return k.second.covered < newest_read_; });
+  if (known_.size() > kMaxKnown) known_.clear();
+  sweep_at_ = std::max<size_t>(4096, 2 * known_.size());
+}
+
+void WriteBehind::Flusher::forgetCovered() {
+  for (auto& [key, kn] : known_) kn.covered = {};
 }
 
 void WriteBehind::Flusher::writeBatch() {
@@ -424,7 +457,7 @@ void WriteBehind::Flusher::writeBatch() {
   for (const Key& k : keys_) {
     if (!k.state) continue;
     std::optional<WriteState> s = decodeState(*k.state);
-    if (s) statements.push_back(w_->statement(k.key, *s));
+    if (s) statements.push_back(w_->statement(*k.key, *s));
   }
   if (statements.empty()) {
     w_->stats().coalesced += writes_read_;
@@ -476,16 +509,16 @@ void WriteBehind::Flusher::oneByOne() {
   std::optional<WriteState> s = decodeState(*k.state);
   if (!s) s = WriteState{};
   bool queued =
-      w_->backend()->transaction({w_->statement(k.key, *s)}, [this, k](backends::SqlResult&& r) {
+      w_->backend()->transaction({w_->statement(*k.key, *s)}, [this, k](backends::SqlResult&& r) {
         ++one_by_one_at_;
         if (r.ok) {
           ++w_->stats().db_writes;
           ++w_->stats().batches;
-          attempts_.erase(k.key);
+          attempts_.erase(*k.key);
           finishBatch({k}, false);
         } else if (transient(r)) {
           one_by_one_transient_ = true;
-        } else if (++attempts_[k.key] >= w_->config().max_attempts) {
+        } else if (++attempts_[*k.key] >= w_->config().max_attempts) {
           deadLetter(k, r.error);
         }
         oneByOne();
@@ -494,29 +527,27 @@ void WriteBehind::Flusher::oneByOne() {
 }
 
 void WriteBehind::Flusher::deadLetter(const Key& k, const std::string& error) {
-  attempts_.erase(k.key);
+  attempts_.erase(*k.key);
   ++w_->stats().dead_letters;
-  log::warning("writer '{}': {} failed {} times ({}); moved to {}:dead", w_->name(), k.key,
+  log::warning("writer '{}': {} failed {} times ({}); moved to {}:dead", w_->name(), *k.key,
                w_->config().max_attempts, error, stream_);
-  callUpstream(
-      conn(),
-      {"XADD", stream_ + ":dead", "*", "k", k.key, "state", k.state.value_or(""), "error", error},
-      [](const redisReply*) {});
+  callUpstream(conn(),
+               {"XADD", stream_ + ":dead", "*", "k", *k.key, "state",
+                std::string(k.state.value_or("")), "error", error},
+               [](const redisReply*) {});
   finishBatch({k}, false);
 }
 
 void WriteBehind::Flusher::finishBatch(const std::vector<Key>& keys, bool end_cycle) {
-  std::vector<std::string> ids;
-  for (const Key& k : keys) {
+  std::vector<std::string_view> ids;
+  auto done_with = [this, &ids](uint32_t entry) {
     // An entry is acknowledged once every key it names is done: until then a crash leaves it
     // pending, to be claimed again.
-    for (const std::string& id : k.ids) {
-      auto it = open_keys_.find(id);
-      if (it == open_keys_.end() || --it->second <= 0) {
-        ids.push_back(id);
-        if (it != open_keys_.end()) open_keys_.erase(it);
-      }
-    }
+    if (--entries_[entry].open == 0) ids.push_back(entries_[entry].id);
+  };
+  for (const Key& k : keys) {
+    done_with(k.first);
+    for (uint32_t entry : k.later) done_with(entry);
   }
   acknowledge(ids);
   if (!end_cycle) return;
@@ -525,11 +556,16 @@ void WriteBehind::Flusher::finishBatch(const std::vector<Key>& keys, bool end_cy
   done(more, false);
 }
 
-void WriteBehind::Flusher::acknowledge(const std::vector<std::string>& ids) {
+void WriteBehind::Flusher::acknowledge(const std::vector<std::string_view>& ids) {
   if (ids.empty()) return;
-  std::vector<std::string> ack = {"XACK", stream_, std::string(kGroup)};
-  ack.insert(ack.end(), ids.begin(), ids.end());
-  callUpstream(conn(), ack, [](const redisReply*) {});
+  std::string request;
+  resp::ReplyEncoder e(&request, 2);
+  e.arrayHeader(3 + ids.size());
+  e.bulk("XACK");
+  e.bulk(stream_);
+  e.bulk(kGroup);
+  for (std::string_view id : ids) e.bulk(id);
+  callUpstreamEncoded(conn(), request, [](const redisReply*) {});
 }
 
 void WriteBehind::Flusher::updateQueue(bool had_entries) {
@@ -558,6 +594,17 @@ void WriteBehind::Flusher::updateQueue(bool had_entries) {
 
 void WriteBehind::Flusher::step(const std::vector<std::string>& argv, UpstreamReplyCallback cb) {
   if (!callUpstream(conn(), argv, std::move(cb))) done(false, true);
+}
+
+void WriteBehind::Flusher::readStep(std::string_view request, UpstreamBytesCallback cb) {
+  bool sent = callUpstreamBytes(conn(), request, [this, cb = std::move(cb)](std::string* bytes) {
+    if (bytes == nullptr || bytes->starts_with("-")) {
+      if (bytes != nullptr && bytes->starts_with("-NOGROUP")) group_ready_ = false;
+      return done(false, true);
+    }
+    cb(bytes);
+  });
+  if (!sent) done(false, true);
 }
 
 }  // namespace readthru

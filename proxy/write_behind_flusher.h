@@ -20,6 +20,7 @@
 #include "proxy/upstream_call.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/write_behind.h"
+#include "resp/reply_reader.h"
 
 namespace readthru {
 
@@ -61,12 +62,32 @@ class WriteBehind::Flusher {
   WriterQueueState queue() const { return queue_; }
 
  private:
+  // An entry of the cycle's batch.
+  struct Entry {
+    std::string id;
+    std::pair<uint64_t, uint64_t> parsed;  // parseId(id)
+    int open = 0;                          // its keys not yet done
+  };
+  // What the flusher knows of a key it has read: its place in the batch being read, and how far
+  // a write of this flusher covered its entries.
+  struct Known {
+    uint64_t batch = 0;  // the batch (batch_) `slot` is a place in keys_ of
+    size_t slot = 0;
+    // The stream's newest entry when the state this flusher wrote was read: the key's entries
+    // up to there need no write. {0, 0}: none.
+    std::pair<uint64_t, uint64_t> covered;
+  };
+  // A key of the cycle's batch, or (key null) an entry that names no key, only to be acknowledged.
   struct Key {
-    std::string key;
-    std::vector<std::string> ids;
-    // Its latest state, from the pending hashes; nullopt: nothing to write (a write of this
-    // flusher covered its entries, or the hashes no longer hold it).
-    std::optional<std::string> state;
+    const std::string* key;  // known_'s: its nodes stay put
+    Known* known;
+    // Its entries in the batch (places in entries_), oldest first: the first, then any others.
+    uint32_t first;
+    std::vector<uint32_t> later;
+    // Its latest state, from the pending hashes (in lookup_replies_); nullopt: nothing to write (a
+    // write of this flusher covered its entries, or the hashes no longer hold it).
+    std::optional<std::string_view> state;
+    uint32_t last() const { return later.empty() ? first : later.back(); }
   };
 
   // Not a shared connection: a batch's round trips must not wait behind clients' pipelines.
@@ -92,10 +113,11 @@ class WriteBehind::Flusher {
   // database that was down, or locked) coalesces into one transaction of a row per key, while a
   // transaction stays within about `batch` rows.
   static constexpr size_t kWindow = 32;
-  // Keys remembered as covered at most (each about 100 bytes).
-  static constexpr size_t kMaxCovered = 1 << 18;
+  // Keys remembered at most (each about 100 bytes).
+  static constexpr size_t kMaxKnown = 1 << 18;
 
-  void forgetCovered() { covered_.clear(); }
+  // Another process may have written the keys meanwhile, or a batch failed: no key is covered.
+  void forgetCovered();
 
   bool windowFull() const;
 
@@ -111,9 +133,10 @@ class WriteBehind::Flusher {
 
   void startBatch();
 
-  // Adds entries [[id, [k, key, k, key...]], ...] to the batch; returns how many there were. An
-  // entry names every key one transaction queued (write_behind_batch.h), each once or more.
-  size_t collect(const redisReply* entries);
+  // Adds the entries [[id, [k, key, k, key...]], ...] that `r` reads next to the batch; returns
+  // how many there were, or -1 when the reply is not of that shape. An entry names every key one
+  // transaction queued (write_behind_batch.h), each once or more.
+  int64_t collect(resp::ReplyReader* r);
 
   // The batch is read: `more` when entries may wait behind it (the next cycle starts at once).
   // Keys whose entries a write of this flusher covered need no write. The others' latest states
@@ -126,11 +149,12 @@ class WriteBehind::Flusher {
   // script: Lua's copies of 500 states in and out cost Redis more than the HMGETs themselves.)
   void process(bool more);
 
-  // After a committed batch: its keys' entries up to lookup_upto_ need no more writes. A key is
-  // forgotten once the reads have passed its bound (the stream holds no more entries it covers
-  // but ones claimed again, which are simply written again), in sweeps as the map doubles, or
-  // wholesale past kMaxCovered.
+  // After a committed batch: its keys' entries up to lookup_upto_ need no more writes.
   void remember();
+  // Between batches: a key is forgotten once the reads have passed its bound (the stream holds
+  // no more entries it covers but ones claimed again, which are simply written again), in sweeps
+  // as known_ doubles, or wholesale past kMaxKnown.
+  void sweepKnown();
 
   void writeBatch();
 
@@ -143,7 +167,7 @@ class WriteBehind::Flusher {
   void finishBatch(const std::vector<Key>& keys, bool end_cycle = true);
 
   // The entries leave the stream at the cycle's end (updateQueue).
-  void acknowledge(const std::vector<std::string>& ids);
+  void acknowledge(const std::vector<std::string_view>& ids);
 
   // The end of a cycle: trims what was acknowledged, then reads the queue's length.
   void updateQueue(bool had_entries);
@@ -151,6 +175,9 @@ class WriteBehind::Flusher {
   // One request of the cycle; the cycle ends (failed) when it cannot be sent, since the callback
   // would never run.
   void step(const std::vector<std::string>& argv, UpstreamReplyCallback cb);
+  // The same for a stream read, whose reply is read in place (resp/reply_reader.h); `cb` runs
+  // only with a reply that is not an error (NOGROUP: the group is created again next cycle).
+  void readStep(std::string_view request, UpstreamBytesCallback cb);
 
   WriteBehind* owner_;
   RegistryRef registry_;  // owns w_
@@ -170,10 +197,8 @@ class WriteBehind::Flusher {
   bool busy_ = false;
   bool draining_ = false;
   bool leader_ = false;
-  // Per key, the stream's newest entry when the state this flusher wrote was read: the key's
-  // entries up to there need no write.
-  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> covered_;
-  size_t sweep_at_ = 4096;                     // covered_'s size at which remember() sweeps it
+  std::unordered_map<std::string, Known> known_;
+  size_t sweep_at_ = 4096;                     // known_'s size at which sweepKnown() sweeps
   std::pair<uint64_t, uint64_t> lookup_upto_;  // of the batch being written; {0, 0}: unknown
   uint64_t lookup_gen_ = 0;                    // the lookup whose replies count
   bool lookup_ok_ = false;                     // its replies so far were as expected
@@ -181,12 +206,13 @@ class WriteBehind::Flusher {
   bool group_ready_ = false;
   bool more_ = false;  // this cycle's batch did not take every entry there was
   int failures_ = 0;
+  uint64_t batch_ = 0;  // counts batches, so known_ needs no clearing between them
   std::vector<Key> keys_;
-  std::unordered_map<std::string, size_t> index_;  // key -> its place in keys_
-  size_t read_ = 0;                                // entries in this cycle's batch
-  size_t writes_read_ = 0;                         // the writes they name
-  size_t writes_per_entry_ = 1;                    // in the last chunk read
-  std::map<std::string, int> open_keys_;           // entry id -> its keys not yet done
+  std::vector<Entry> entries_;
+  std::string lookup_replies_[2];  // HMGET of the pending and the flushing hash: Key::state
+  size_t read_ = 0;                // entries in this cycle's batch
+  size_t writes_read_ = 0;         // the writes they name
+  size_t writes_per_entry_ = 1;    // in the last chunk read
   uint64_t oldest_id_ms_ = 0;
   std::vector<Key> one_by_one_;
   size_t one_by_one_at_ = 0;
