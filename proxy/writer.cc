@@ -41,7 +41,9 @@ backends::SqlQuery Writer::statement(std::string_view key, const WriteState& sta
   backends::SqlQuery q;
   q.sql = remove ? config_.del : config_.upsert;
   q.timeout_ms = config_.timeout_ms;
-  for (const Param& p : remove ? delete_ : upsert_) {
+  const std::vector<Param>& params = remove ? delete_ : upsert_;
+  q.params.reserve(params.size());
+  for (const Param& p : params) {
     backends::SqlParam bound{p.name, {}, backends::SqlParam::Kind::kText};
     auto null = [&bound] { bound.kind = backends::SqlParam::Kind::kNull; };
     switch (p.source) {
