@@ -820,10 +820,12 @@ ClientConn::WriteDispatch ClientConn::dispatchWrite(const resp::Command& cmd,
         s->proves_unanswered_ = unanswered_;
         ++inflight_;
         inflight_conn_ = target;
+        bool plain_set = cmd.argv.size() == 3 && plan.op == WritePlan::Op::kSet &&
+                         equalsIgnoreCase(cmd.argv[0], "set");
         if (cmd.is_inline) {
-          WriteBehindBatch::join(target, plan, request(cmd), s);
+          WriteBehindBatch::join(target, plan, request(cmd), plain_set, s);
         } else {
-          WriteBehindBatch::join(target, plan, cmd.raw, s);  // no copy
+          WriteBehindBatch::join(target, plan, cmd.raw, plain_set, s);  // no copy
         }
         return WriteDispatch::kDone;
       }

@@ -15,6 +15,9 @@ size_t g_live = 0;
 // flusher reads whole entries, so this also bounds the writes one stream entry carries.
 constexpr size_t kMaxQueued = 64;
 
+// A larger SET value goes in its own SET: a run costs one more copy of what it holds.
+constexpr size_t kMaxRunValue = 64 * 1024;
+
 // Batches kept for reuse: about as many as are in flight at once on a busy connection.
 constexpr size_t kMaxSpare = 8;
 
@@ -41,6 +44,10 @@ void WriteBehindBatch::recycle() {
   --g_live;
   if (g_spares.batches.size() >= kMaxSpare) return delete this;
   members_.clear();
+  commands_ = 0;
+  for (std::string& e : errors_) e.clear();
+  run_.clear();
+  run_pairs_ = 0;
   closing_.clear();
   requests_ = 1;
   replies_ = 0;
@@ -52,7 +59,7 @@ void WriteBehindBatch::recycle() {
 }
 
 void WriteBehindBatch::join(backends::UpstreamConn* conn, const WritePlan& plan,
-                            std::string_view request, ReplySlot* slot) {
+                            std::string_view request, bool plain_set, ReplySlot* slot) {
   // The only kind of batch an upstream connection is given.
   auto* b = static_cast<WriteBehindBatch*>(conn->openBatch());
   if (b == nullptr) {
@@ -66,9 +73,20 @@ void WriteBehindBatch::join(backends::UpstreamConn* conn, const WritePlan& plan,
     conn->setOpenBatch(b);
     conn->sendInBatch(kMulti, b);
   }
-  conn->sendInBatch(request, b);
-  ++b->requests_;
-  b->members_.push_back({slot, {}});
+  if (plain_set && plan.items.front().state.value.size() <= kMaxRunValue) {
+    if (b->run_pairs_ == 0) ++b->commands_;
+    const WritePlan::Item& item = plan.items.front();
+    resp::ReplyEncoder e(&b->run_, 2);
+    e.bulk(item.key);
+    e.bulk(item.state.value);
+    ++b->run_pairs_;
+  } else {
+    b->endRun(conn);
+    conn->sendInBatch(request, b);
+    ++b->requests_;
+    ++b->commands_;
+  }
+  b->members_.push_back({slot, b->commands_ - 1});
   for (const auto& item : plan.items) b->closing_.add(item.writer->name(), item.key, item.state);
   if (b->closing_.writes() >= kMaxQueued) conn->setOpenBatch(nullptr);  // seals it
 }
@@ -126,7 +144,21 @@ void WriteBehindBatch::Closing::clear() {
   writes_ = 0;
 }
 
+void WriteBehindBatch::endRun(backends::UpstreamConn* conn) {
+  if (run_pairs_ == 0) return;
+  std::string header;
+  resp::ReplyEncoder e(&header, 2);
+  e.arrayHeader(1 + 2 * run_pairs_);
+  e.bulk("MSET");
+  run_.insert(0, header);
+  conn->sendInBatch(run_, this);
+  ++requests_;
+  run_.clear();
+  run_pairs_ = 0;
+}
+
 void WriteBehindBatch::seal(backends::UpstreamConn* conn) {
+  endRun(conn);
   closing_.requests([&](std::string_view r) {
     conn->sendInBatch(r, this);
     ++requests_;
@@ -140,8 +172,11 @@ void WriteBehindBatch::replyData(const char* data, size_t len) { reply_.append(d
 
 bool WriteBehindBatch::replyDone(char) {
   size_t index = replies_;
-  if (index >= 1 && index <= members_.size()) {
-    if (!reply_.empty() && reply_[0] == '-') members_[index - 1].error = std::move(reply_);
+  if (index >= 1 && index <= commands_) {
+    if (!reply_.empty() && reply_[0] == '-') {
+      if (errors_.size() < commands_) errors_.resize(commands_);
+      errors_[index - 1].swap(reply_);
+    }
   } else if (sealed_ && index + 1 == requests_) {
     exec_ = std::move(reply_);
   }
@@ -171,27 +206,28 @@ void WriteBehindBatch::answerMembers() {
     return;
   }
   std::vector<std::pair<size_t, size_t>> elements;
-  bool ok = exec_[0] == '*' && resp::splitFlatReply(exec_, &elements) &&
-            elements.size() >= members_.size();
-  std::string refused;  // Redis discarded the transaction: why, as it told the first refused
+  bool ok =
+      exec_[0] == '*' && resp::splitFlatReply(exec_, &elements) && elements.size() >= commands_;
+  auto error = [this](size_t command) {
+    return command < errors_.size() ? std::string_view(errors_[command]) : std::string_view();
+  };
+  std::string_view refused;  // Redis discarded the transaction: why, as it told the first refused
   if (!ok) {
-    for (const Member& m : members_) {
-      if (refused.empty() && !m.error.empty()) refused = m.error;
-    }
+    for (size_t c = 0; c < commands_ && refused.empty(); ++c) refused = error(c);
     if (refused.empty()) {
-      refused = exec_[0] == '-' ? exec_ : "-ERR unexpected reply to a write-behind transaction\r\n";
+      refused = exec_[0] == '-' ? std::string_view(exec_)
+                                : "-ERR unexpected reply to a write-behind transaction\r\n";
     }
   }
-  for (size_t i = 0; i < members_.size(); ++i) {
+  for (const Member& m : members_) {
     std::string_view r;
     if (ok) {
-      r = std::string_view(exec_).substr(elements[i].first, elements[i].second);
+      r = std::string_view(exec_).substr(elements[m.command].first, elements[m.command].second);
     } else {
-      r = members_[i].error.empty() ? refused : members_[i].error;
+      r = error(m.command).empty() ? refused : error(m.command);
     }
-    ReplySlot* slot = members_[i].slot;
-    slot->replyData(r.data(), r.size());
-    slot->replyDone(r[0]);  // may free an orphan slot
+    m.slot->replyData(r.data(), r.size());
+    m.slot->replyDone(r[0]);  // may free an orphan slot
   }
 }
 

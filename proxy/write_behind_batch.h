@@ -2,14 +2,17 @@
 // WriteBehindBatch: write-behind writes of many clients, made durable in one Redis transaction.
 //
 //   client A: SET user:1 a  ┐  on one shared upstream connection, in one loop turn:
-//   client B: MSET user:2 b │    MULTI, SET user:1 a, MSET user:2 b, DEL user:3      (joined)
+//   client B: SET user:2 b  │    MULTI, MSET user:1 a user:2 b, DEL user:3             (joined)
 //   client C: DEL user:3    ┘    HSET readthru:wb:user:pending user:1 sa user:2 sb user:3 d
 //                                XADD readthru:wb:user * k user:1 k user:2 k user:3 (sealed)
-//                                EXEC -> element i of its reply is member i's reply
+//                                EXEC -> element i of its reply answers the members of command i
 //
 // Each write and its queue entry still commit together (the design's atomic step), and a client
 // hears OK only after EXEC; what batching saves is Redis's per-command work: one HSET and one
-// XADD per writer per batch instead of per write, and one MULTI/EXEC for all.
+// XADD per writer per batch instead of per write, one MULTI/EXEC for all, and one MSET for each
+// run of consecutive plain SETs (SET key value, no option: MSET does to each key exactly what
+// that SET does, in order, and answers OK as it does). So MONITOR, SLOWLOG and INFO commandstats
+// of the upstream show an MSET where the clients sent those SETs.
 //
 // Ordering: the batch is open on its connection until any other request, a flush or a failure
 // seals it (UpstreamConn::Batch), so nothing sent after a member can overtake it. Only writes
@@ -40,8 +43,9 @@ class WriteBehindBatch final : public backends::UpstreamConn::Batch, public back
  public:
   // Sends `request` (the client's command as Redis should run it) in `conn`'s open batch, opening
   // one if needed; `slot` gets the command's own reply.
+  // `plain_set`: the request is SET key value with no option (the plan's one item).
   static void join(backends::UpstreamConn* conn, const WritePlan& plan, std::string_view request,
-                   ReplySlot* slot);
+                   bool plain_set, ReplySlot* slot);
 
   // The requests that close a batch, built as its writes join: per writer, in order of first
   // appearance, one HSET of the states and one XADD of the keys. Kept with the batch's storage
@@ -97,12 +101,18 @@ class WriteBehindBatch final : public backends::UpstreamConn::Batch, public back
   void recycle();
   void answered();
   void answerMembers();
+  // Sends the run of plain SETs as one MSET, if there is one.
+  void endRun(backends::UpstreamConn* conn);
 
   struct Member {
     ReplySlot* slot;
-    std::string error;  // its queue-time reply when Redis refused to queue it
+    size_t command;  // the client command (an MSET of a run counts once) that answers it
   };
   std::vector<Member> members_;
+  size_t commands_ = 0;              // the members' commands sent or in the run
+  std::vector<std::string> errors_;  // per command, Redis's queue-time error (empty: queued)
+  std::string run_;                  // the run of plain SETs: key, value, ... (RESP bulks)
+  size_t run_pairs_ = 0;
   Closing closing_;
   size_t requests_ = 1;  // sent so far (MULTI first); when sealed, EXEC included
   size_t replies_ = 0;   // answered or failed so far

@@ -17,6 +17,7 @@ flusher's lease live there); every test uses its own keys.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -304,6 +305,36 @@ def test_concurrent_clients_writes_share_transactions_and_each_gets_its_own_repl
             final[f"t{c}.{i % 7}"] = f"v{c}.{i}"
         final[f"t{c}.x"] = f"x{(rounds - 1) // 5 * 5}"
     wait_rows(ws, "t", final)
+    ws.wait_drained("wb")
+
+
+def test_consecutive_plain_sets_of_a_transaction_run_as_one_mset_in_their_order(ws, d_r):
+    """In a shared transaction, each run of plain SETs (no option) becomes one MSET, placed where
+    the run was: what Redis runs (seen with MONITOR) keeps every write's order, each client still
+    hears its SET's OK, and a SET with an option goes as it is."""
+    assert d_r.set("wb:ms.1", "old", ex=100)
+    pipeline = [("SET", "wb:ms.1", "a"), ("SET", "wb:ms.1", "b"), ("SET", "wb:ms.2", "c"),
+                ("DEL", "wb:ms.2"), ("SET", "wb:ms.2", "d"), ("SET", "wb:ms.3", "e", "EX", "100"),
+                ("set", "wb:ms.4", "f")]
+    with ws.direct.raw(timeout=10) as monitor:
+        assert monitor.command("MONITOR") == b"OK"
+        with ws.endpoint.raw() as conn:
+            conn.send(b"".join(encode(*cmd) for cmd in pipeline))
+            assert [conn.read_reply() for _ in pipeline] == [b"OK", b"OK", b"OK", 1, b"OK", b"OK",
+                                                             b"OK"]
+        ran = []
+        while not ran or ran[-1][1:] != ["wb:ms.4", "f"]:
+            line = monitor.read_reply().decode()
+            args = [a.encode().decode("unicode_escape")
+                    for a in re.findall(r'"((?:[^"\\]|\\.)*)"', line)]
+            if args and args[0].upper() in ("SET", "MSET", "DEL") and args[1].startswith("wb:ms."):
+                ran.append(args)
+    assert ran == [["MSET", "wb:ms.1", "a", "wb:ms.1", "b", "wb:ms.2", "c"], ["DEL", "wb:ms.2"],
+                   ["MSET", "wb:ms.2", "d"], ["SET", "wb:ms.3", "e", "EX", "100"],
+                   ["MSET", "wb:ms.4", "f"]], ran
+    assert d_r.ttl("wb:ms.1") == -1  # as SET does: the old TTL is gone
+    assert d_r.mget("wb:ms.1", "wb:ms.2", "wb:ms.4") == [b"b", b"d", b"f"]
+    wait_rows(ws, "ms.", {"ms.1": "b", "ms.2": "d", "ms.3": "e", "ms.4": "f"})
     ws.wait_drained("wb")
 
 
