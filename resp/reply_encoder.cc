@@ -1,16 +1,19 @@
 #include "resp/reply_encoder.h"
 
 #include <charconv>
+#include <cstring>
 
 namespace readthru::resp {
 
 void ReplyEncoder::header(char type, uint64_t n) {
+  // One append per element: this runs for every element readthru encodes.
   char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  buf[0] = type;
+  auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
   (void)ec;
-  out_->push_back(type);
+  *end++ = '\r';
+  *end++ = '\n';
   out_->append(buf, static_cast<size_t>(end - buf));
-  out_->append("\r\n");
 }
 
 void ReplyEncoder::simple(std::string_view s) {
@@ -36,9 +39,20 @@ void ReplyEncoder::integer(int64_t n) {
 }
 
 void ReplyEncoder::bulk(std::string_view s) {
-  header('$', s.size());
-  out_->append(s);
-  out_->append("\r\n");
+  char head[24];
+  head[0] = '$';
+  auto [end, ec] = std::to_chars(head + 1, head + sizeof head - 2, s.size());
+  (void)ec;
+  *end++ = '\r';
+  *end++ = '\n';
+  auto h = static_cast<size_t>(end - head);
+  size_t at = out_->size();
+  out_->resize(at + h + s.size() + 2);
+  char* p = out_->data() + at;
+  std::memcpy(p, head, h);
+  if (!s.empty()) std::memcpy(p + h, s.data(), s.size());
+  p[h + s.size()] = '\r';
+  p[h + s.size() + 1] = '\n';
 }
 
 void ReplyEncoder::verbatim(std::string_view format, std::string_view text) {
