@@ -8,6 +8,7 @@ packages=(
   libuv1-dev libhiredis-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev libssl-dev
   libhttp-parser-dev openssl
   redis-server redis-tools nutcracker
+  valgrind  # tools/count_instructions.sh: instruction counts for A/B runs on a noisy machine
   python3 python3-redis python3-pytest
   clang libclang-rt-14-dev clang-format
   procps curl
