@@ -88,6 +88,36 @@ void WriteBehind::appendState(const WriteState& s, std::string* out) {
   out->push_back('d');
 }
 
+void WriteBehind::appendKeyToList(std::string_view key, std::string* list) {
+  char len[24];
+  auto [end, ec] = std::to_chars(len, len + sizeof len, key.size());
+  (void)ec;
+  list->append(len, end);
+  list->push_back(':');
+  list->append(key);
+}
+
+bool WriteBehind::forEachKey(std::string_view field, std::string_view value,
+                             const std::function<void(std::string_view key)>& fn) {
+  if (field == "k") {
+    fn(value);
+    return true;
+  }
+  if (field != "ks") return true;  // not a key
+  while (!value.empty()) {
+    size_t colon = value.find(':');
+    size_t len = 0;
+    if (colon == std::string_view::npos ||
+        std::from_chars(value.data(), value.data() + colon, len).ptr != value.data() + colon ||
+        len > value.size() - colon - 1) {
+      return false;
+    }
+    fn(value.substr(colon + 1, len));
+    value.remove_prefix(colon + 1 + len);
+  }
+  return true;
+}
+
 std::optional<WriteState> WriteBehind::decodeState(std::string_view s) {
   WriteState st;
   if (s.empty()) return std::nullopt;

@@ -23,10 +23,11 @@
 //   answered (and Redis refilled) from it
 //   SIGTERM: what is queued is flushed before exit, up to the shutdown deadline
 //
-// A state is "s<value>" (a string), "h" followed by "<len>:<bytes>" for each field and value (a
-// hash), or "d" (deleted). Ownership: the server owns this object; flushers close their timers in
-// close() and are freed with it. A flusher a reload replaced (setRegistry) frees itself once its
-// last cycle and the requests it sent are over.
+// A stream entry names its keys as forEachKey() reads them. A state is "s<value>" (a string), "h"
+// followed by "<len>:<bytes>" for each field and value (a hash), or "d" (deleted). Ownership: the
+// server owns this object; flushers close their timers in close() and are freed with it. A flusher
+// a reload replaced (setRegistry) frees itself once its last cycle and the requests it sent are
+// over.
 
 #include <uv.h>
 
@@ -95,6 +96,12 @@ class WriteBehind {
   static std::string flushingKey(std::string_view writer);
   static std::string encodeState(const WriteState& s);
   static void appendState(const WriteState& s, std::string* out);  // encodeState, appended
+  // A stream entry's keys: in field "k", one key each (the queueing script's entries), or all in
+  // one field "ks" as "<len>:<key>" after one another (a shared transaction's entry: Redis stores
+  // and sends two elements instead of two per key). False when a key list is malformed.
+  static void appendKeyToList(std::string_view key, std::string* list);
+  static bool forEachKey(std::string_view field, std::string_view value,
+                         const std::function<void(std::string_view key)>& fn);
   static std::optional<WriteState> decodeState(std::string_view s);
 
  private:

@@ -108,11 +108,10 @@ void WriteBehindBatch::Closing::add(std::string_view writer, std::string_view ke
   }
   state_.clear();
   WriteBehind::appendState(state, &state_);
-  resp::ReplyEncoder h(&p->states, 2), x(&p->keys, 2);
+  resp::ReplyEncoder h(&p->states, 2);
   h.bulk(key);
   h.bulk(state_);
-  x.bulk("k");
-  x.bulk(key);
+  WriteBehind::appendKeyToList(key, &p->keys);
   ++p->writes;
   ++writes_;
 }
@@ -126,11 +125,12 @@ void WriteBehindBatch::Closing::build(const Part& p, bool hset) {
     e.bulk(p.pending_key);
     request_.append(p.states);
   } else {
-    e.arrayHeader(3 + 2 * p.writes);
+    e.arrayHeader(5);
     e.bulk("XADD");
     e.bulk(p.stream_key);
     e.bulk("*");
-    request_.append(p.keys);
+    e.bulk("ks");
+    e.bulk(p.keys);
   }
 }
 

@@ -341,10 +341,7 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
     Entry& en = entries_.emplace_back(Entry{std::string(id), parseId(id), 0});
     if (oldest_id_ms_ == 0 || en.parsed.first < oldest_id_ms_) oldest_id_ms_ = en.parsed.first;
     newest_read_ = std::max(newest_read_, en.parsed);
-    for (int64_t j = 0; j + 1 < fields; j += 2) {
-      std::string_view field, key;
-      if (!r->bulk(&field) || !r->bulk(&key)) return -1;
-      if (field != "k") continue;
+    auto add = [this, entry, &en](std::string_view key) {
       ++writes_read_;
       auto [it, fresh] = known_.try_emplace(std::string(key));
       Known& kn = it->second;
@@ -353,12 +350,20 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
         kn.slot = keys_.size();
         keys_.push_back({&it->first, &kn, entry, {}, std::nullopt});
         ++en.open;
-        continue;
+        return;
       }
       Key& k = keys_[kn.slot];
       if (k.last() != entry) {
         k.later.push_back(entry);
         ++en.open;
+      }
+    };
+    for (int64_t j = 0; j + 1 < fields; j += 2) {
+      std::string_view field, value;
+      if (!r->bulk(&field) || !r->bulk(&value)) return -1;
+      if (!forEachKey(field, value, add)) {
+        log::warning("writer '{}': entry {} of {} has a malformed key list; its keys are skipped",
+                     w_->name(), id, stream_);
       }
     }
     if (fields > 0 && fields % 2 != 0) r->skip();

@@ -133,9 +133,10 @@ class WriteBehind::Flusher {
 
   void startBatch();
 
-  // Adds the entries [[id, [k, key, k, key...]], ...] that `r` reads next to the batch; returns
-  // how many there were, or -1 when the reply is not of that shape. An entry names every key one
-  // transaction queued (write_behind_batch.h), each once or more.
+  // Adds the entries [[id, [field, value, ...]], ...] that `r` reads next to the batch (their keys
+  // as WriteBehind::forEachKey reads them); returns how many there were, or -1 when the reply is
+  // not of that shape. An entry names every key one transaction queued (write_behind_batch.h),
+  // each once or more.
   int64_t collect(resp::ReplyReader* r);
 
   // The batch is read: `more` when entries may wait behind it (the next cycle starts at once).

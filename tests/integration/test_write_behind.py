@@ -758,18 +758,22 @@ def test_entries_a_killed_flusher_had_read_are_claimed_by_the_next_process(make_
 
 
 def test_entries_are_written_with_the_states_the_pending_hash_holds(make_ws):
-    """A stream entry names keys; what the flusher writes for each is its state in the pending
-    hashes (a string, or a delete), and a key they do not hold has nothing left to write."""
+    """A stream entry names keys (a key per field k, as the queueing script and earlier versions
+    write them, or a list in field ks, as shared transactions write them); what the flusher
+    writes for each is its state in the pending hashes (a string, or a delete), and a key they
+    do not hold has nothing left to write."""
     ws = make_ws()
-    db_execute(ws.db_path, "INSERT INTO kv VALUES ('f2', 'old2'), ('f3', 'old3')")
+    db_execute(ws.db_path, "INSERT INTO kv VALUES ('f2', 'old2'), ('f3', 'old3'), ('f5', 'old5')")
     d_r = ws.direct.client()
     try:
         with d_r.pipeline(transaction=True) as p:  # one step, as a client's write queues it
-            p.hset("readthru:wb:wk:pending", mapping={"wk:f1": "sone", "wk:f2": "d"})
+            p.hset("readthru:wb:wk:pending",
+                   mapping={"wk:f1": "sone", "wk:f2": "d", "wk:f4": "sfour", "wk:f6": "ssix"})
             p.xadd("readthru:wb:wk", {"k": "wk:f1"})
             p.execute_command("XADD", "readthru:wb:wk", "*", "k", "wk:f2", "k", "wk:f3")
+            p.execute_command("XADD", "readthru:wb:wk", "*", "ks", "5:wk:f45:wk:f55:wk:f6")
             p.execute()
-        wait_rows(ws, "f", {"f1": "one", "f3": "old3"})
+        wait_rows(ws, "f", {"f1": "one", "f3": "old3", "f4": "four", "f5": "old5", "f6": "six"})
         ws.wait_drained("wk")
         assert d_r.hlen("readthru:wb:wk:pending") == 0
         assert d_r.hlen("readthru:wb:wk:flushing") == 0

@@ -318,9 +318,9 @@ TEST_CASE("write-behind batch: one HSET and one XADD per writer, in order of fir
     std::vector<std::string> expected = {
         request(
             {"HSET", "readthru:wb:user:pending", "user:1", "sa", "user:2", "d", "user:1", "sb"}),
-        request({"XADD", "readthru:wb:user", "*", "k", "user:1", "k", "user:2", "k", "user:1"}),
+        request({"XADD", "readthru:wb:user", "*", "ks", "6:user:16:user:26:user:1"}),
         request({"HSET", "readthru:wb:cart:pending", "cart:9", "d"}),
-        request({"XADD", "readthru:wb:cart", "*", "k", "cart:9"}),
+        request({"XADD", "readthru:wb:cart", "*", "ks", "6:cart:9"}),
     };
     CHECK(requests() == expected);
     closing.clear();
@@ -331,9 +331,33 @@ TEST_CASE("write-behind batch: one HSET and one XADD per writer, in order of fir
   closing.add("cart", "cart:1", hashState({{"n", "2"}}));
   std::vector<std::string> expected = {
       request({"HSET", "readthru:wb:cart:pending", "cart:1", "h1:n1:2"}),
-      request({"XADD", "readthru:wb:cart", "*", "k", "cart:1"}),
+      request({"XADD", "readthru:wb:cart", "*", "ks", "6:cart:1"}),
   };
   CHECK(requests() == expected);
+}
+
+TEST_CASE("write-behind stream entries: a key per field k, or a key list in field ks") {
+  auto keys = [](std::string_view field, std::string_view value, bool* ok = nullptr) {
+    std::vector<std::string> out;
+    bool good =
+        WriteBehind::forEachKey(field, value, [&out](std::string_view k) { out.emplace_back(k); });
+    if (ok != nullptr) *ok = good;
+    return out;
+  };
+  CHECK(keys("k", "user:1") == std::vector<std::string>{"user:1"});
+  CHECK(keys("k", "") == std::vector<std::string>{""});
+  CHECK(keys("other", "user:1").empty());
+  std::string list;
+  for (std::string_view k : {"user:1", "", "a:b:c", "x\r\n9:y"})
+    WriteBehind::appendKeyToList(k, &list);
+  CHECK(list == "6:user:10:5:a:b:c6:x\r\n9:y");
+  CHECK(keys("ks", list) == std::vector<std::string>{"user:1", "", "a:b:c", "x\r\n9:y"});
+  CHECK(keys("ks", "").empty());
+  for (std::string_view bad : {"6:user", "x:abc", "3", "-1:a", "2:ab3:cd"}) {
+    bool ok = true;
+    keys("ks", bad, &ok);
+    CHECK_MESSAGE(!ok, bad);
+  }
 }
 
 TEST_CASE("write-behind batch: only writes their arguments decide join one") {
