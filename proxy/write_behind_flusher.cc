@@ -401,42 +401,46 @@ void WriteBehind::Flusher::process(bool more) {
           lookup_upto_ = parseId(replyString(r->element[0]->element[0]));
         }
       });
-  std::string request;
-  for (int h = 0; h < 2 && sent; ++h) {
-    request.clear();
-    resp::ReplyEncoder e(&request, 2);
-    e.arrayHeader(2 + asked->size());
-    e.bulk("HMGET");
-    e.bulk(h == 0 ? pending_ : flushing_);
-    for (size_t i : *asked) e.bulk(*keys_[i].key);
-    sent = callUpstreamBytes(conn(), request, [this, gen, asked, h](std::string* r) {
-      if (gen != lookup_gen_) return;
-      std::vector<std::pair<size_t, size_t>> elements;
-      if (r != nullptr && lookup_ok_ && resp::splitFlatReply(*r, &elements) &&
-          elements.size() == asked->size()) {
-        // The states are views of the reply, kept until the next lookup.
-        lookup_replies_[h] = std::move(*r);
-        std::string_view reply = lookup_replies_[h];
-        for (size_t i = 0; i < asked->size(); ++i) {
-          Key& k = keys_[(*asked)[i]];
-          std::string_view state;
-          if (!k.state &&
-              resp::bulkPayload(reply.substr(elements[i].first, elements[i].second), &state)) {
-            k.state = state;
-          }
-        }
-      } else {
-        lookup_ok_ = false;
-      }
-      if (h == 0) return;
-      if (!lookup_ok_) return done(false, true);
-      writeBatch();
-    });
-  }
-  if (!sent) {
+  if (!sent || !lookUp(0, std::move(asked), gen)) {
     ++lookup_gen_;
     done(false, true);
   }
+}
+
+bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked,
+                                  uint64_t gen) {
+  std::string request;
+  resp::ReplyEncoder e(&request, 2);
+  e.arrayHeader(2 + asked->size());
+  e.bulk("HMGET");
+  e.bulk(hash == 0 ? pending_ : flushing_);
+  for (size_t i : *asked) e.bulk(*keys_[i].key);
+  return callUpstreamBytes(conn(), request, [this, gen, asked, hash](std::string* r) {
+    if (gen != lookup_gen_) return;
+    std::vector<std::pair<size_t, size_t>> elements;
+    if (r == nullptr || !lookup_ok_ || !resp::splitFlatReply(*r, &elements) ||
+        elements.size() != asked->size()) {
+      return done(false, true);
+    }
+    // The states are views of the reply, kept until the cycle ends.
+    lookup_replies_[hash] = std::move(*r);
+    std::string_view reply = lookup_replies_[hash];
+    auto missing = std::make_shared<std::vector<size_t>>();
+    for (size_t i = 0; i < asked->size(); ++i) {
+      Key& k = keys_[(*asked)[i]];
+      std::string_view state;
+      if (resp::bulkPayload(reply.substr(elements[i].first, elements[i].second), &state)) {
+        k.state = state;
+      } else {
+        missing->push_back((*asked)[i]);
+      }
+    }
+    if (hash == 1 || missing->empty()) return writeBatch();
+    if (!lookUp(1, std::move(missing), gen)) {
+      ++lookup_gen_;
+      done(false, true);
+    }
+  });
 }
 
 void WriteBehind::Flusher::remember() {

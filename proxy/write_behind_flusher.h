@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -142,13 +143,15 @@ class WriteBehind::Flusher {
   // The batch is read: `more` when entries may wait behind it (the next cycle starts at once).
   // Keys whose entries a write of this flusher covered need no write. The others' latest states
   // come from the pending hashes, after the stream's newest entry id, so every entry up to that
-  // id is covered by the states written: XREVRANGE, HMGET of the pending hash, HMGET of the
-  // flushing hash (which counts for the keys the first did not hold), sent together and run by
-  // Redis in that order.
+  // id is covered by the states written: XREVRANGE, HMGET of the pending hash, then HMGET of
+  // the flushing hash for the keys the first did not hold (lookUp).
   // Only this flusher's own cycle-end script moves states from one hash to the other, so a state
   // missing from the pending hash is in the flushing one when the second HMGET runs. (Not a
   // script: Lua's copies of 500 states in and out cost Redis more than the HMGETs themselves.)
   void process(bool more);
+  // HMGET of the pending hash (`hash` 0) or the flushing hash (1) for the keys_ at `asked`, as
+  // lookup `gen`: their states, then writeBatch(). False when it could not be sent.
+  bool lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked, uint64_t gen);
 
   // After a committed batch: its keys' entries up to lookup_upto_ need no more writes.
   void remember();

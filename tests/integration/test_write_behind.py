@@ -760,8 +760,8 @@ def test_entries_a_killed_flusher_had_read_are_claimed_by_the_next_process(make_
 def test_entries_are_written_with_the_states_the_pending_hash_holds(make_ws):
     """A stream entry names keys (a key per field k, as the queueing script and earlier versions
     write them, or a list in field ks, as shared transactions write them); what the flusher
-    writes for each is its state in the pending hashes (a string, or a delete), and a key they
-    do not hold has nothing left to write."""
+    writes for each is its state in the pending hashes (a string, or a delete; the pending
+    hash's over the flushing hash's), and a key they do not hold has nothing left to write."""
     ws = make_ws()
     db_execute(ws.db_path, "INSERT INTO kv VALUES ('f2', 'old2'), ('f3', 'old3'), ('f5', 'old5')")
     d_r = ws.direct.client()
@@ -771,9 +771,13 @@ def test_entries_are_written_with_the_states_the_pending_hash_holds(make_ws):
                    mapping={"wk:f1": "sone", "wk:f2": "d", "wk:f4": "sfour", "wk:f6": "ssix"})
             p.xadd("readthru:wb:wk", {"k": "wk:f1"})
             p.execute_command("XADD", "readthru:wb:wk", "*", "k", "wk:f2", "k", "wk:f3")
-            p.execute_command("XADD", "readthru:wb:wk", "*", "ks", "5:wk:f45:wk:f55:wk:f6")
+            # f7's state was retired to the flushing hash: the flusher looks there for the keys
+            # the pending hash does not hold.
+            p.hset("readthru:wb:wk:flushing", mapping={"wk:f7": "sseven", "wk:f4": "solder"})
+            p.execute_command("XADD", "readthru:wb:wk", "*", "ks", "5:wk:f45:wk:f55:wk:f65:wk:f7")
             p.execute()
-        wait_rows(ws, "f", {"f1": "one", "f3": "old3", "f4": "four", "f5": "old5", "f6": "six"})
+        wait_rows(ws, "f", {"f1": "one", "f3": "old3", "f4": "four", "f5": "old5", "f6": "six",
+                            "f7": "seven"})
         ws.wait_drained("wk")
         assert d_r.hlen("readthru:wb:wk:pending") == 0
         assert d_r.hlen("readthru:wb:wk:flushing") == 0
