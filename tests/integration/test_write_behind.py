@@ -785,6 +785,26 @@ def test_entries_are_written_with_the_states_the_pending_hash_holds(make_ws):
         d_r.close()
 
 
+def test_an_entry_with_a_malformed_key_list_is_logged_and_the_rest_flows(make_ws):
+    ws = make_ws()
+    d_r = ws.direct.client()
+    try:
+        with d_r.pipeline(transaction=True) as p:
+            p.hset("readthru:wb:wk:pending", mapping={"wk:g1": "sgood", "wk:g2": "stwo"})
+            p.execute_command("XADD", "readthru:wb:wk", "*", "ks", "5:wk:g19:wk:")
+            p.execute_command("XADD", "readthru:wb:wk", "*", "ks", "5:wk:g2")
+            p.execute()
+        # The keys before the fault are written; the entry is done with like any other.
+        wait_rows(ws, "g", {"g1": "good", "g2": "two"})
+        ws.wait_drained("wk")
+        assert "has a malformed key list" in ws.logs()
+        c = ws.endpoint.client()
+        assert c.ping()
+        c.close()
+    finally:
+        d_r.close()
+
+
 def test_sigterm_flushes_what_is_queued(make_ws):
     ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
                                  flush_interval="20s")])
