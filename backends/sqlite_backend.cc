@@ -270,7 +270,7 @@ struct SqliteBackend::Worker {
   // close is recorded in `abort`).
   bool runOne(const SqlQuery& q, size_t max_rows, SqlResult* r, std::string* error) {
     bool ok = false;
-    if (sqlite3_stmt* stmt = statement(q.sql, error)) {
+    if (sqlite3_stmt* stmt = statement(q.sql.str(), error)) {
       if (bindParameters(db, stmt, q.params, error)) {
         int columns = sqlite3_column_count(stmt);
         r->columns.clear();
@@ -475,8 +475,7 @@ bool SqliteBackend::validate(std::string_view sql, std::vector<std::string>* par
 
 bool SqliteBackend::transaction(std::vector<SqlQuery> statements, Callback cb, std::string* error) {
   if (statements.empty()) statements.push_back(SqlQuery{"SELECT 1", {}, 0, 0});
-  SqlQuery first = statements.front();
-  return enqueue(Request{std::move(first), std::move(cb), {}, std::move(statements)}, error);
+  return enqueue(Request{{}, std::move(cb), {}, std::move(statements)}, error);
 }
 
 bool SqliteBackend::query(SqlQuery query, Callback cb, std::string* error) {

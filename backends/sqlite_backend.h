@@ -32,6 +32,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 struct sqlite3;
@@ -57,8 +58,28 @@ struct SqlParam {
                             // kNull: SQL NULL, value unused
 };
 
+// A query's SQL text, shared: the queries made from one configured statement (a loader's, a
+// writer's upsert) refer to one copy, so making and queueing a query never copies the text.
+// Immutable once made; safe to share across threads.
+class SqlText {
+ public:
+  SqlText() = default;
+  SqlText(std::string text)  // NOLINT(google-explicit-constructor): queries are written as text
+      : text_(std::make_shared<const std::string>(std::move(text))) {}
+  SqlText(const char* text) : SqlText(std::string(text)) {}  // NOLINT(google-explicit-constructor)
+  const std::string& str() const { return text_ ? *text_ : empty(); }
+  friend bool operator==(const SqlText& a, std::string_view b) { return a.str() == b; }
+
+ private:
+  static const std::string& empty() {
+    static const std::string e;
+    return e;
+  }
+  std::shared_ptr<const std::string> text_;
+};
+
 struct SqlQuery {
-  std::string sql;  // exactly one statement; positional parameters (?, ?1) are refused
+  SqlText sql;  // exactly one statement; positional parameters (?, ?1) are refused
   // Every parameter the statement uses must be given, and no other: an unbound parameter would
   // silently be NULL.
   std::vector<SqlParam> params;

@@ -99,7 +99,10 @@ std::string rowJson(const std::vector<std::string>& columns,
 
 Loader::Loader(LoaderConfig config, KeyTemplate tmpl, backends::SqliteBackend* backend,
                const std::vector<std::string>& params)
-    : config_(std::move(config)), template_(std::move(tmpl)), backend_(backend) {
+    : config_(std::move(config)),
+      template_(std::move(tmpl)),
+      backend_(backend),
+      sql_(config_.query) {
   const auto& names = template_.captureNames();
   for (const std::string& p : params) {
     std::string_view bare = std::string_view(p).substr(1);
@@ -117,9 +120,10 @@ backends::SqlQuery Loader::query(std::string_view key) const {
   captures.reserve(template_.captureNames().size());
   template_.match(key, &captures);
   backends::SqlQuery q;
-  q.sql = config_.query;
+  q.sql = sql_;
   q.timeout_ms = config_.timeout_ms;
   q.max_rows = 1;
+  q.params.reserve(params_.size());
   for (const Param& p : params_) {
     q.params.push_back(
         {p.name, std::string(captures[p.capture].second),

@@ -100,6 +100,7 @@ class Loader {
   LoaderConfig config_;
   KeyTemplate template_;
   backends::SqliteBackend* backend_;
+  backends::SqlText sql_;
   std::vector<Param> params_;
   std::shared_ptr<LoaderStats> stats_ = std::make_shared<LoaderStats>();
 };

@@ -463,10 +463,11 @@ void WriteBehind::Flusher::forgetCovered() {
 
 void WriteBehind::Flusher::writeBatch() {
   std::vector<backends::SqlQuery> statements;
+  statements.reserve(keys_.size());
   for (const Key& k : keys_) {
     if (!k.state) continue;
     std::optional<WriteState> s = decodeState(*k.state);
-    if (s) statements.push_back(w_->statement(*k.key, *s));
+    if (s) statements.push_back(w_->statement(*k.key, std::move(*s)));
   }
   if (statements.empty()) {
     w_->stats().coalesced += writes_read_;
@@ -517,8 +518,8 @@ void WriteBehind::Flusher::oneByOne() {
   Key k = one_by_one_[one_by_one_at_];
   std::optional<WriteState> s = decodeState(*k.state);
   if (!s) s = WriteState{};
-  bool queued =
-      w_->backend()->transaction({w_->statement(*k.key, *s)}, [this, k](backends::SqlResult&& r) {
+  bool queued = w_->backend()->transaction(
+      {w_->statement(*k.key, std::move(*s))}, [this, k](backends::SqlResult&& r) {
         ++one_by_one_at_;
         if (r.ok) {
           ++w_->stats().db_writes;

@@ -60,8 +60,8 @@ class Writer {
   }
 
   // The statement that makes the database hold `state` for `key` (a match()ed key): the upsert,
-  // or the delete for kDeleted.
-  backends::SqlQuery statement(std::string_view key, const WriteState& state) const;
+  // or the delete for kDeleted. The state's value and fields move into the parameters.
+  backends::SqlQuery statement(std::string_view key, WriteState state) const;
 
   std::string failedError(std::string_view why) const;
   std::string timeoutError() const;
@@ -73,12 +73,15 @@ class Writer {
     Source source;
     size_t capture;  // kCapture
     bool integer;    // kCapture of an {name:int}
+    bool last_use;   // kValue, kField: no later parameter binds the same value, so it may move
   };
   std::vector<Param> plan(const std::vector<std::string>& params) const;
 
   WriterConfig config_;
   KeyTemplate template_;
   backends::SqliteBackend* backend_;
+  backends::SqlText upsert_sql_;
+  backends::SqlText delete_sql_;
   std::vector<Param> upsert_;
   std::vector<Param> delete_;
   std::shared_ptr<WriterStats> stats_ = std::make_shared<WriterStats>();

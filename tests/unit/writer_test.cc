@@ -210,6 +210,28 @@ TEST_CASE("writer: a hash binds its fields by name, NULL where it has none") {
   CHECK(bound(q)[1] == Bound{":name", kText, "\0:\xff"s});
 }
 
+TEST_CASE("writer: every spelling of one name binds the value the state moved into the query") {
+  // The state's value and fields move into the statement's parameters; a name written twice
+  // (:value and @value are two parameters to SQLite) must get the bytes in both.
+  Writer s = makeWriter(writerConfig("kv:{id}", "INSERT INTO kv VALUES (:id, :value, @value)",
+                                     "DELETE FROM kv WHERE id = :id"),
+                        {":id", ":value", "@value"}, {":id"});
+  SqlQuery q = s.statement("kv:a", stringState(std::string(100, 'v')));
+  CHECK(bound(q) == std::vector<Bound>{{":id", kText, "a"},
+                                       {":value", kText, std::string(100, 'v')},
+                                       {"@value", kText, std::string(100, 'v')}});
+
+  Writer h = makeWriter(writerConfig("h:{id}", "INSERT INTO h VALUES (:id, :name, $name, @email)",
+                                     "DELETE FROM h WHERE id = :id"),
+                        {":id", ":name", "$name", "@email"}, {":id"});
+  q = h.statement("h:b",
+                  hashState({{"email", std::string(40, 'e')}, {"name", std::string(30, 'n')}}));
+  CHECK(bound(q) == std::vector<Bound>{{":id", kText, "b"},
+                                       {":name", kText, std::string(30, 'n')},
+                                       {"$name", kText, std::string(30, 'n')},
+                                       {"@email", kText, std::string(40, 'e')}});
+}
+
 TEST_CASE("writer: a capture wins over a hash field and over :value of the same name") {
   Writer w = makeWriter(writerConfig("kv:{value}:{name}", "INSERT INTO kv VALUES (:value, :name)",
                                      "DELETE FROM kv WHERE k = :value"),
