@@ -116,8 +116,8 @@ Loader::Loader(LoaderConfig config, KeyTemplate tmpl, backends::SqliteBackend* b
 }
 
 backends::SqlQuery Loader::query(std::string_view key) const {
-  KeyTemplate::Captures captures;
-  captures.reserve(template_.captureNames().size());
+  // Reused: a query per load would otherwise allocate its captures each time.
+  static thread_local KeyTemplate::Captures captures;
   template_.match(key, &captures);
   backends::SqlQuery q;
   q.sql = sql_;

@@ -9,7 +9,10 @@ namespace {
 class CallTarget final : public backends::ReplyTarget {
  public:
   explicit CallTarget(UpstreamReplyCallback cb) : tree_cb_(std::move(cb)) {}
-  explicit CallTarget(UpstreamBytesCallback cb) : bytes_cb_(std::move(cb)) {}
+  CallTarget(UpstreamBytesCallback cb, std::string buffer)
+      : bytes_cb_(std::move(cb)), bytes_(std::move(buffer)) {
+    bytes_.clear();
+  }
   void replyData(const char* data, size_t len) override { bytes_.append(data, len); }
   bool replyDone(char) override {
     if (bytes_cb_) {
@@ -61,9 +64,9 @@ bool callUpstreamEncoded(backends::UpstreamConn* conn, std::string_view request,
 }
 
 bool callUpstreamBytes(backends::UpstreamConn* conn, std::string_view request,
-                       UpstreamBytesCallback cb) {
+                       UpstreamBytesCallback cb, std::string buffer) {
   if (conn == nullptr) return false;
-  conn->send(request, new CallTarget(std::move(cb)));
+  conn->send(request, new CallTarget(std::move(cb), std::move(buffer)));
   return true;
 }
 

@@ -27,10 +27,12 @@ bool callUpstreamEncoded(backends::UpstreamConn* conn, std::string_view request,
 
 // Runs with the reply's RESP bytes, or nullptr when the connection lost the request; it may move
 // from them. For large flat replies (HMGET of many keys): resp/flat_reply.h splits them in place,
-// where a tree costs an allocation per element.
+// where a tree costs an allocation per element. The reply is collected in `buffer` (cleared
+// first): a caller that sends such requests again and again passes back a buffer it was given,
+// so a large reply does not grow a string from empty each time.
 using UpstreamBytesCallback = std::function<void(std::string* reply)>;
 bool callUpstreamBytes(backends::UpstreamConn* conn, std::string_view request,
-                       UpstreamBytesCallback cb);
+                       UpstreamBytesCallback cb, std::string buffer = {});
 
 // Accessors for hiredis replies.
 inline std::string_view replyString(const redisReply* r) {

@@ -157,7 +157,7 @@ void WriteBehind::Flusher::schedule(uint64_t delay_ms) {
 
 void WriteBehind::Flusher::done(bool more, bool failed) {
   busy_ = false;
-  for (std::string& r : lookup_replies_) r = std::string();  // the batch's states: done with
+  for (std::string& r : lookup_replies_) keepReplyBuffer(&r);  // the batch's states: done with
   if (failed) {
     failures_ = std::min(failures_ + 1, 16);
   } else {
@@ -415,11 +415,12 @@ bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>>
   e.bulk("HMGET");
   e.bulk(hash == 0 ? pending_ : flushing_);
   for (size_t i : *asked) e.bulk(*keys_[i].key);
-  return callUpstreamBytes(conn(), request, [this, gen, asked, hash](std::string* r) {
-    if (gen != lookup_gen_) return;
+  auto cb = [this, gen, asked, hash](std::string* r) {
+    if (gen != lookup_gen_) return keepReplyBuffer(r);
     std::vector<std::pair<size_t, size_t>> elements;
     if (r == nullptr || !lookup_ok_ || !resp::splitFlatReply(*r, &elements) ||
         elements.size() != asked->size()) {
+      keepReplyBuffer(r);
       return done(false, true);
     }
     // The states are views of the reply, kept until the cycle ends.
@@ -440,7 +441,8 @@ bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>>
       ++lookup_gen_;
       done(false, true);
     }
-  });
+  };
+  return callUpstreamBytes(conn(), request, std::move(cb), replyBuffer());
 }
 
 void WriteBehind::Flusher::remember() {
@@ -607,14 +609,36 @@ void WriteBehind::Flusher::step(const std::vector<std::string>& argv, UpstreamRe
 }
 
 void WriteBehind::Flusher::readStep(std::string_view request, UpstreamBytesCallback cb) {
-  bool sent = callUpstreamBytes(conn(), request, [this, cb = std::move(cb)](std::string* bytes) {
+  auto read = [this, cb = std::move(cb)](std::string* bytes) {
     if (bytes == nullptr || bytes->starts_with("-")) {
       if (bytes != nullptr && bytes->starts_with("-NOGROUP")) group_ready_ = false;
+      keepReplyBuffer(bytes);
       return done(false, true);
     }
     cb(bytes);
-  });
-  if (!sent) done(false, true);
+    // The flusher is freed only in a later uv_close callback: `this` outlives cb.
+    keepReplyBuffer(bytes);
+  };
+  if (!callUpstreamBytes(conn(), request, std::move(read), replyBuffer())) done(false, true);
+}
+
+std::string WriteBehind::Flusher::replyBuffer() {
+  if (spare_replies_.empty()) return {};
+  std::string b = std::move(spare_replies_.back());
+  spare_replies_.pop_back();
+  return b;
+}
+
+void WriteBehind::Flusher::keepReplyBuffer(std::string* buffer) {
+  // A few, and none of a rare huge reply: an idle writer holds little.
+  constexpr size_t kMaxSpares = 4, kMaxSpareBytes = 1 << 20;
+  if (buffer == nullptr) return;
+  if (spare_replies_.size() < kMaxSpares && buffer->capacity() <= kMaxSpareBytes &&
+      buffer->capacity() > 0) {
+    buffer->clear();
+    spare_replies_.push_back(std::move(*buffer));
+  }
+  *buffer = std::string();
 }
 
 }  // namespace readthru

@@ -182,6 +182,10 @@ class WriteBehind::Flusher {
   // The same for a stream read, whose reply is read in place (resp/reply_reader.h); `cb` runs
   // only with a reply that is not an error (NOGROUP: the group is created again next cycle).
   void readStep(std::string_view request, UpstreamBytesCallback cb);
+  // Reply buffers kept with their capacity between requests (see callUpstreamBytes): a cycle's
+  // stream reads and HMGETs are tens of KB each.
+  std::string replyBuffer();
+  void keepReplyBuffer(std::string* buffer);
 
   WriteBehind* owner_;
   RegistryRef registry_;  // owns w_
@@ -214,9 +218,10 @@ class WriteBehind::Flusher {
   std::vector<Key> keys_;
   std::vector<Entry> entries_;
   std::string lookup_replies_[2];  // HMGET of the pending and the flushing hash: Key::state
-  size_t read_ = 0;                // entries in this cycle's batch
-  size_t writes_read_ = 0;         // the writes they name
-  size_t writes_per_entry_ = 1;    // in the last chunk read
+  std::vector<std::string> spare_replies_;
+  size_t read_ = 0;              // entries in this cycle's batch
+  size_t writes_read_ = 0;       // the writes they name
+  size_t writes_per_entry_ = 1;  // in the last chunk read
   uint64_t oldest_id_ms_ = 0;
   std::vector<Key> one_by_one_;
   size_t one_by_one_at_ = 0;

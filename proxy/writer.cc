@@ -45,8 +45,8 @@ std::vector<Writer::Param> Writer::plan(const std::vector<std::string>& params) 
 }
 
 backends::SqlQuery Writer::statement(std::string_view key, WriteState state) const {
-  KeyTemplate::Captures captures;
-  captures.reserve(template_.captureNames().size());
+  // Reused: a statement per key written would otherwise allocate its captures each time.
+  static thread_local KeyTemplate::Captures captures;
   template_.match(key, &captures);
   bool remove = state.kind == WriteState::Kind::kDeleted;
   backends::SqlQuery q;
