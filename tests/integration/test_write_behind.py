@@ -506,6 +506,13 @@ def test_a_flusher_behind_its_queue_writes_each_key_once(make_ws):
                 for i in range(keys):
                     assert client.set(f"wk:v{i}", f"v{rnd}.{i}") is True  # a new value each time
                     assert client.set(f"wk:s{i}", f"same{i}") is True  # the same value each time
+            # A batch whose states were read before the last write may still be waiting for the
+            # lock: released now, it would write those states and the later ones after them (a
+            # key written twice, rightly). Two more failed attempts mean the attempt in progress
+            # read every write.
+            retries = d.now()["retries"]
+            wait_for(lambda: d.now()["retries"] >= retries + 2, DRAIN_TIMEOUT,
+                     "two failed flushes after the last write")
     finally:
         client.close()
     wait_rows(ws, "v", {f"v{i}": f"v{rounds - 1}.{i}" for i in range(keys)})
