@@ -81,8 +81,42 @@ bool ReplyFramer::lengthDone(Result* r) {
   }
 }
 
+bool ReplyFramer::feedWhole(const char* data, size_t len, Result* r) const {
+  size_t end = 0;
+  switch (data[0]) {
+    case '+':
+    case '-':
+    case ':': {
+      const char* nl = static_cast<const char*>(memchr(data + 1, '\n', len - 1));
+      if (nl == nullptr) return false;
+      end = static_cast<size_t>(nl - data) + 1;
+      break;
+    }
+    case '$': {
+      // Digits and CRLF; a null bulk, an over-long length or a bad line go the general way.
+      size_t i = 1;
+      int64_t n = 0;
+      for (; i < len && i <= 18 && data[i] >= '0' && data[i] <= '9'; ++i)
+        n = n * 10 + (data[i] - '0');
+      if (i == 1 || i > 18 || len - i < 2 || data[i] != '\r' || data[i + 1] != '\n' ||
+          n > max_length_ || len - i - 2 < static_cast<size_t>(n) + 2) {
+        return false;
+      }
+      end = i + 2 + static_cast<size_t>(n) + 2;
+      break;
+    }
+    default:
+      return false;
+  }
+  r->consumed = end;
+  r->complete = true;
+  r->type = data[0];
+  return true;
+}
+
 ReplyFramer::Result ReplyFramer::feed(const char* data, size_t len) {
   Result r;
+  if (len > 0 && top_type_ == 0 && feedWhole(data, len, &r)) return r;
   size_t i = 0;
   while (i < len && !r.complete) {
     switch (state_) {

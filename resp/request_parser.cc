@@ -230,8 +230,53 @@ ParseStatus RequestParser::parseInline(const char* data, size_t len, size_t* con
   return ParseStatus::kCommand;
 }
 
+bool RequestParser::parseWholeMultibulk(const char* data, size_t len, size_t* consumed,
+                                        Command* out, bool authenticated) const {
+  size_t i = 1;  // after the '*'
+  // A length as every client writes it: 1 to 18 digits, no leading zero, then CRLF. Other forms
+  // ("0", "-1", "+5", a lone CR, a NUL) and lengths past the limits are left to the general
+  // path, which accepts or refuses them as redis-server does.
+  auto length = [&](int64_t* v) {
+    size_t start = i;
+    if (i >= len || data[i] < '1' || data[i] > '9') return false;
+    uint64_t n = 0;
+    for (; i < len && data[i] >= '0' && data[i] <= '9'; ++i) {
+      n = n * 10 + static_cast<uint64_t>(data[i] - '0');
+    }
+    if (i - start > 18 || len - i < 2 || data[i] != '\r' || data[i + 1] != '\n') return false;
+    i += 2;
+    *v = static_cast<int64_t>(n);
+    return true;
+  };
+  int64_t argc = 0;
+  if (!length(&argc) || argc > limits_->max_multibulk ||
+      (!authenticated && argc > limits_->unauth_max_multibulk)) {
+    return false;
+  }
+  out->argv.clear();
+  for (int64_t a = 0; a < argc; ++a) {
+    int64_t n = 0;
+    if (i >= len || data[i] != '$') return false;
+    ++i;
+    if (!length(&n) || n > limits_->max_bulk || (!authenticated && n > limits_->unauth_max_bulk)) {
+      return false;
+    }
+    // Like redis-server, the two bytes after the payload are skipped, not checked.
+    if (len - i < static_cast<size_t>(n) + 2) return false;
+    out->argv.emplace_back(data + i, static_cast<size_t>(n));
+    i += static_cast<size_t>(n) + 2;
+  }
+  out->raw = std::string_view(data, i);
+  out->is_inline = false;
+  *consumed = i;
+  return true;
+}
+
 ParseStatus RequestParser::parseMultibulk(const char* data, size_t len, size_t* consumed,
                                           Command* out, bool authenticated) {
+  if (argc_ < 0 && parseWholeMultibulk(data, len, consumed, out, authenticated)) {
+    return ParseStatus::kCommand;
+  }
   if (argc_ < 0) {
     const char* cr = findStopAtNul(data, len, '\r');
     if (cr == nullptr) {

@@ -61,6 +61,10 @@ class RequestParser {
   ParseStatus parseInline(const char* data, size_t len, size_t* consumed, Command* out);
   ParseStatus parseMultibulk(const char* data, size_t len, size_t* consumed, Command* out,
                              bool authenticated);
+  // A whole request of the usual shape, in one pass: false (and no state changed) for anything
+  // else, which parseMultibulk() then takes byte by byte.
+  bool parseWholeMultibulk(const char* data, size_t len, size_t* consumed, Command* out,
+                           bool authenticated) const;
   ParseStatus fail(std::string_view message);
   void reset();
 

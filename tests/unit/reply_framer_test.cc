@@ -334,6 +334,39 @@ TEST_CASE("reply framer: errors") {
   }
 }
 
+TEST_CASE("reply framer: whole replies and byte-by-byte reads agree on unusual forms") {
+  // A bulk or simple line that arrives whole is framed in one pass; anything else, or any part
+  // of it that looks unusual, goes through the byte-by-byte state machine. Both must agree.
+  const std::vector<std::string> streams = {
+      "$0\r\n\r\n"s,
+      "$01\r\nx\r\n"s,
+      "$3\r\nabcXY+OK\r\n"s,  // the two bytes after a payload are skipped
+      "+OK\n:1\r\n"s,         // a line ended by LF alone
+      "-ERR x\r\n$2\r\nab\r\n"s,
+      ":-5\r\n"s,
+      "$-1\r\n"s,
+      "$3\r\nab"s,  // incomplete
+      "$" + std::string(18, '1') + "\r\nx\r\n",
+      "$" + std::string(19, '1') + "\r\nx\r\n",
+      "$3\r\r\nabc\r\n"s,
+      "$3\n\r\nabc\r\n"s,
+      "$\r\n"s,
+      "$3 \r\nabc\r\n"s,
+      "$10\r\n0123456789\r\n$11\r\n0123456789a\r\n"s,
+      "+"s,
+  };
+  for (const std::string& s : streams) {
+    CAPTURE(s);
+    CHECK(frame(s, {}) == frameByteByByte(s));
+    ReplyFramer whole, bytes;
+    whole.setMaxLength(10);
+    bytes.setMaxLength(10);
+    std::vector<size_t> cuts;
+    for (size_t i = 1; i < s.size(); ++i) cuts.push_back(i);
+    CHECK(frame(s, {}, &whole) == frame(s, cuts, &bytes));
+  }
+}
+
 TEST_CASE("reply framer: setMaxLength bounds aggregates and bulks") {
   std::string array10 = "*10\r\n";
   for (int i = 0; i < 10; ++i) array10 += ":1\r\n";

@@ -251,6 +251,46 @@ TEST_CASE("request parser: a mixed stream cut at random points") {
   }
 }
 
+TEST_CASE("request parser: whole requests and byte-by-byte reads agree on unusual headers") {
+  // A request that arrives whole takes a one-pass path that accepts only the usual shape; all
+  // else falls back to the byte-by-byte path. Both must end the same way, error texts included.
+  const std::vector<std::string> streams = {
+      "*2\r\n$3\r\nGET\r\n$0\r\n\r\n"s,              // an empty argument
+      "*1\r\n$03\r\nabc\r\n"s,                       // leading zero in a length
+      "*01\r\n$4\r\nPING\r\n"s,                      // leading zero in the count
+      "*2\r\n$3\r\nGETxx$1\r\na\r\n"s,               // the bytes after a payload are skipped
+      "*1\r$4\r\nPING\r\n"s,                         // CR without LF after the count
+      "*1\r\n$4\rXPING\r\n"s,                        // CR without LF after a length
+      "*1\r\n$-1\r\n"s,                              // negative length
+      "*1\r\n$+4\r\nPING\r\n"s,                      // '+' sign
+      "*1\r\n$4 \r\nPING\r\n"s,                      // a space after the digits
+      "*1\r\n$99999999999999999999\r\nx\r\n"s,       // past int64
+      "*1\r\n$123456789012345678\r\nx\r\n"s,         // 18 digits, past the bulk limit
+      "*1\r\n$4\0\r\nPING\r\n"s,                     // NUL in a length
+      "*1\r\n$4\r\nPI\0G\r\n*1\r\n$4\r\nPING\r\n"s,  // NUL in a payload
+      "*3\r\n$1\r\na\r\n"s,                          // incomplete
+      "*2\r\n:3\r\nGET\r\n"s,                        // not a bulk
+      "*11\r\n" + std::string(11, 'x'),              // past the pre-auth count limit
+      "*1\r\n$20000\r\n" + std::string(20002, 'y'),  // past the pre-auth bulk limit
+      "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n"s,  // past the configured count
+      "*1\r\n$11\r\nhello world\r\n"s,                        // past the configured bulk
+  };
+  for (bool auth : {true, false}) {
+    for (const ParserLimits& limits : {ParserLimits{}, [] {
+                                         ParserLimits l;
+                                         l.max_multibulk = 3;
+                                         l.max_bulk = 10;
+                                         return l;
+                                       }()}) {
+      for (const std::string& s : streams) {
+        CAPTURE(escape(s));
+        CAPTURE(auth);
+        CHECK(feedWhole(s, limits, auth) == feedByteByByte(s, limits, auth));
+      }
+    }
+  }
+}
+
 TEST_CASE("request parser: one call yields one command and the exact bytes it used") {
   ParserLimits limits;
   RequestParser parser(&limits);
