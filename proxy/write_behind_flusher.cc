@@ -389,20 +389,18 @@ void WriteBehind::Flusher::process(bool more) {
   }
   if (asked->empty()) return writeBatch();
   uint64_t gen = ++lookup_gen_;
-  // Replies of a lookup given up (a request that could not be sent, a failed XREVRANGE) are
-  // ignored: the HMGETs pipelined behind the XREVRANGE still arrive after it has failed.
-  bool sent = callUpstream(conn(), {"XREVRANGE", stream_, "+", "-", "COUNT", "1"},
-                           [this, gen](const redisReply* r) {
-                             if (gen != lookup_gen_) return;
-                             if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
-                               ++lookup_gen_;
-                               return done(false, true);
-                             }
-                             if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-                                 r->element[0]->elements > 0) {
-                               lookup_upto_ = parseId(replyString(r->element[0]->element[0]));
-                             }
-                           });
+  lookup_ok_ = true;
+  // Replies of a lookup given up (a request that could not be sent) are ignored.
+  bool sent = callUpstream(
+      conn(), {"XREVRANGE", stream_, "+", "-", "COUNT", "1"}, [this, gen](const redisReply* r) {
+        if (gen != lookup_gen_) return;
+        if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+          lookup_ok_ = false;
+        } else if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+                   r->element[0]->elements > 0) {
+          lookup_upto_ = parseId(replyString(r->element[0]->element[0]));
+        }
+      });
   if (!sent || !lookUp(0, std::move(asked), gen)) {
     ++lookup_gen_;
     done(false, true);
@@ -420,7 +418,8 @@ bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>>
   auto cb = [this, gen, asked, hash](std::string* r) {
     if (gen != lookup_gen_) return keepReplyBuffer(r);
     std::vector<std::pair<size_t, size_t>> elements;
-    if (r == nullptr || !resp::splitFlatReply(*r, &elements) || elements.size() != asked->size()) {
+    if (r == nullptr || !lookup_ok_ || !resp::splitFlatReply(*r, &elements) ||
+        elements.size() != asked->size()) {
       keepReplyBuffer(r);
       return done(false, true);
     }

@@ -209,6 +209,10 @@ class WriteBehind::Flusher {
   size_t sweep_at_ = 4096;                     // known_'s size at which sweepKnown() sweeps
   std::pair<uint64_t, uint64_t> lookup_upto_;  // of the batch being written; {0, 0}: unknown
   uint64_t lookup_gen_ = 0;                    // the lookup whose replies count
+  // Its replies so far were as expected. The XREVRANGE's callback records a failure here rather
+  // than ending the cycle: the HMGETs pipelined behind it are still to be answered, and a cycle
+  // that ended could free a retiring flusher before their callbacks run.
+  bool lookup_ok_ = false;
   std::pair<uint64_t, uint64_t> newest_read_;  // the newest entry read so far
   bool group_ready_ = false;
   bool more_ = false;  // this cycle's batch did not take every entry there was
