@@ -81,32 +81,69 @@ bool ReplyFramer::lengthDone(Result* r) {
   }
 }
 
-bool ReplyFramer::feedWhole(const char* data, size_t len, Result* r) const {
-  size_t end = 0;
-  switch (data[0]) {
+namespace {
+
+// A length as Redis writes it, from data[*i]: 1 to 18 digits, then CRLF. Anything else (a sign,
+// a lone CR, more digits) is left to the state machine.
+bool lengthLine(const char* data, size_t len, size_t* i, int64_t* n) {
+  size_t start = *i, j = *i;
+  int64_t v = 0;
+  // At most 18 digits are read, so `v` cannot overflow; a 19th fails the CRLF test.
+  for (; j < len && j - start < 18 && data[j] >= '0' && data[j] <= '9'; ++j) {
+    v = v * 10 + (data[j] - '0');
+  }
+  if (j == start || len - j < 2 || data[j] != '\r' || data[j + 1] != '\n') return false;
+  *i = j + 2;
+  *n = v;
+  return true;
+}
+
+// Where a whole scalar starting at data[i] ends (a simple line, a bulk, a null bulk), or 0.
+size_t scalarEnd(const char* data, size_t len, size_t i, int64_t max_length) {
+  if (i >= len) return 0;
+  switch (data[i]) {
     case '+':
     case '-':
-    case ':': {
-      const char* nl = static_cast<const char*>(memchr(data + 1, '\n', len - 1));
-      if (nl == nullptr) return false;
-      end = static_cast<size_t>(nl - data) + 1;
-      break;
+    case ':':
+    case ',':
+    case '#':
+    case '_':
+    case '(': {
+      const char* nl = static_cast<const char*>(memchr(data + i + 1, '\n', len - i - 1));
+      return nl == nullptr ? 0 : static_cast<size_t>(nl - data) + 1;
     }
     case '$': {
-      // Digits and CRLF; a null bulk, an over-long length or a bad line go the general way.
-      size_t i = 1;
+      if (len - i >= 5 && memcmp(data + i, "$-1\r\n", 5) == 0) return i + 5;
+      size_t j = i + 1;
       int64_t n = 0;
-      for (; i < len && i <= 18 && data[i] >= '0' && data[i] <= '9'; ++i)
-        n = n * 10 + (data[i] - '0');
-      if (i == 1 || i > 18 || len - i < 2 || data[i] != '\r' || data[i + 1] != '\n' ||
-          n > max_length_ || len - i - 2 < static_cast<size_t>(n) + 2) {
-        return false;
+      if (!lengthLine(data, len, &j, &n) || n > max_length ||
+          len - j < static_cast<size_t>(n) + 2) {
+        return 0;
       }
-      end = i + 2 + static_cast<size_t>(n) + 2;
-      break;
+      return j + static_cast<size_t>(n) + 2;  // the two bytes after the payload are skipped
     }
     default:
-      return false;
+      return 0;
+  }
+}
+
+}  // namespace
+
+bool ReplyFramer::feedWhole(const char* data, size_t len, Result* r) const {
+  size_t end = 0;
+  if (data[0] == '*') {
+    // An array of scalars (MGET, HMGET, EXEC of simple commands); nested ones go the general way.
+    size_t i = 1;
+    int64_t n = 0;
+    if (!lengthLine(data, len, &i, &n) || n > max_length_) return false;
+    for (int64_t k = 0; k < n; ++k) {
+      i = scalarEnd(data, len, i, max_length_);
+      if (i == 0) return false;
+    }
+    end = i;
+  } else {
+    end = scalarEnd(data, len, 0, max_length_);
+    if (end == 0) return false;
   }
   r->consumed = end;
   r->complete = true;

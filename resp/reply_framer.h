@@ -34,8 +34,9 @@ class ReplyFramer {
   void setMaxLength(int64_t n) { max_length_ = n; }
 
  private:
-  // A whole bulk string or simple line at the start of `data`, the replies of most commands,
-  // framed in one pass; false for anything else (then the state machine below runs).
+  // A whole scalar (simple line, bulk, null bulk) or array of scalars at the start of `data`, the
+  // replies of most commands, framed in one pass; false for anything else, or anything not
+  // whole yet (then the state machine below runs).
   bool feedWhole(const char* data, size_t len, Result* r) const;
 
   enum class State { kType, kLine, kLength, kBulk };

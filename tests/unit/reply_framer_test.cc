@@ -354,6 +354,25 @@ TEST_CASE("reply framer: whole replies and byte-by-byte reads agree on unusual f
       "$3 \r\nabc\r\n"s,
       "$10\r\n0123456789\r\n$11\r\n0123456789a\r\n"s,
       "+"s,
+      // Arrays of scalars take the one-pass path too; nested or unusual ones do not.
+      "*3\r\n$1\r\na\r\n$-1\r\n:5\r\n"s,
+      "*2\r\n*1\r\n:1\r\n:2\r\n"s,
+      "*0\r\n*-1\r\n"s,
+      "*2\r\n+OK\r\n"s,
+      "*2\r\n$3\r\nab"s,
+      "*1\r\n$-2\r\n"s,
+      "*01\r\n:1\r\n"s,
+      "*3\r\n_\r\n,1.5\r\n#t\r\n"s,
+      "*11\r\n" +
+          [] {
+            std::string ones;
+            for (int i = 0; i < 11; ++i) ones += ":1\r\n";
+            return ones;
+          }(),
+      "*1\r\n$11\r\n0123456789a\r\n"s,
+      "*2\r\n%1\r\n+a\r\n+b\r\n:1\r\n"s,
+      "*1\r\n$-1\r"s,
+      "*2\r\n(12345678901234567890\r\n$0\r\n\r\n"s,
   };
   for (const std::string& s : streams) {
     CAPTURE(s);
