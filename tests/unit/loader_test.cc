@@ -117,6 +117,8 @@ TEST_CASE("loader: query binds the key's captures by name, integers as integers"
   CHECK(q.params[0].value == "9223372036854775807");
   CHECK(q.params[1].value == odd);
   CHECK(q.sql == c.query);  // never pasted into the SQL
+  // Every query of the loader refers to one copy of its SQL text.
+  CHECK(&l.query("order:us:1").sql.str() == &q.sql.str());
 
   // A capture the query does not use is not bound (the backend refuses extra parameters).
   Loader unused = makeLoader(loaderConfig("t:{tenant}:{id:int}", LoaderType::kString), {":id"});

@@ -113,6 +113,8 @@ TEST_CASE("writer: captures bind by name, {name:int} as an integer, :value as th
                         {":id", ":value"}, {":id"});
   SqlQuery q = w.statement("user:42", stringState("hello"));
   CHECK(q.sql == "INSERT INTO kv VALUES (:id, :value)");
+  // Every upsert of the writer refers to one copy of its SQL text.
+  CHECK(&w.statement("user:43", stringState("x")).sql.str() == &q.sql.str());
   CHECK(q.timeout_ms == 1500);
   CHECK(q.max_rows == 0);
   CHECK(bound(q) == std::vector<Bound>{{":id", kInt, "42"}, {":value", kText, "hello"}});
