@@ -213,6 +213,7 @@ void WriteBehind::Flusher::maybeFree() {
 void WriteBehind::Flusher::cycle() {
   if (closed_ || busy_ || retiring_) return;
   busy_ = true;
+  idle_ = false;
   uint64_t lease_ms = std::max<uint64_t>(3000, w_->config().flush_interval_ms * 6);
   bool sent = callUpstream(
       conn(),
@@ -304,6 +305,7 @@ void WriteBehind::Flusher::readNew() {
     }
     if (static_cast<size_t>(got) >= asked && !windowFull()) return readNew();
     if (read_ == 0) {
+      idle_ = true;  // nothing queued: the reply buffers go (see keepReplyBuffer)
       updateQueue(false);
       return done(false, false);
     }
@@ -630,10 +632,12 @@ std::string WriteBehind::Flusher::replyBuffer() {
 }
 
 void WriteBehind::Flusher::keepReplyBuffer(std::string* buffer) {
-  // A few, and none of a rare huge reply: an idle writer holds little.
+  // A few, none of a rare huge reply, and none once a cycle found nothing queued: an idle writer
+  // holds no buffers.
   constexpr size_t kMaxSpares = 4, kMaxSpareBytes = 1 << 20;
+  if (idle_) spare_replies_.clear();
   if (buffer == nullptr) return;
-  if (spare_replies_.size() < kMaxSpares && buffer->capacity() <= kMaxSpareBytes &&
+  if (!idle_ && spare_replies_.size() < kMaxSpares && buffer->capacity() <= kMaxSpareBytes &&
       buffer->capacity() > 0) {
     buffer->clear();
     spare_replies_.push_back(std::move(*buffer));

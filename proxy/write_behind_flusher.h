@@ -222,6 +222,7 @@ class WriteBehind::Flusher {
   std::vector<Entry> entries_;
   std::string lookup_replies_[2];  // HMGET of the pending and the flushing hash: Key::state
   std::vector<std::string> spare_replies_;
+  bool idle_ = false;            // this cycle found nothing queued
   size_t read_ = 0;              // entries in this cycle's batch
   size_t writes_read_ = 0;       // the writes they name
   size_t writes_per_entry_ = 1;  // in the last chunk read
