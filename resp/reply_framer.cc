@@ -98,33 +98,26 @@ bool lengthLine(const char* data, size_t len, size_t* i, int64_t* n) {
   return true;
 }
 
+// The types whose value is the rest of the line: RESP2's + - :, RESP3's , # _ (.
+bool isLineType(char t) {
+  return t == '+' || t == '-' || t == ':' || t == ',' || t == '#' || t == '_' || t == '(';
+}
+
 // Where a whole scalar starting at data[i] ends (a simple line, a bulk, a null bulk), or 0.
 size_t scalarEnd(const char* data, size_t len, size_t i, int64_t max_length) {
   if (i >= len) return 0;
-  switch (data[i]) {
-    case '+':
-    case '-':
-    case ':':
-    case ',':
-    case '#':
-    case '_':
-    case '(': {
-      const char* nl = static_cast<const char*>(memchr(data + i + 1, '\n', len - i - 1));
-      return nl == nullptr ? 0 : static_cast<size_t>(nl - data) + 1;
-    }
-    case '$': {
-      if (len - i >= 5 && memcmp(data + i, "$-1\r\n", 5) == 0) return i + 5;
-      size_t j = i + 1;
-      int64_t n = 0;
-      if (!lengthLine(data, len, &j, &n) || n > max_length ||
-          len - j < static_cast<size_t>(n) + 2) {
-        return 0;
-      }
-      return j + static_cast<size_t>(n) + 2;  // the two bytes after the payload are skipped
-    }
-    default:
-      return 0;
+  if (isLineType(data[i])) {
+    const char* nl = static_cast<const char*>(memchr(data + i + 1, '\n', len - i - 1));
+    return nl == nullptr ? 0 : static_cast<size_t>(nl - data) + 1;
   }
+  if (data[i] != '$') return 0;
+  if (len - i >= 5 && memcmp(data + i, "$-1\r\n", 5) == 0) return i + 5;
+  size_t j = i + 1;
+  int64_t n = 0;
+  if (!lengthLine(data, len, &j, &n) || n > max_length || len - j < static_cast<size_t>(n) + 2) {
+    return 0;
+  }
+  return j + static_cast<size_t>(n) + 2;  // the two bytes after the payload are skipped
 }
 
 }  // namespace
@@ -161,16 +154,11 @@ ReplyFramer::Result ReplyFramer::feed(const char* data, size_t len) {
         type_ = data[i++];
         if (top_type_ == 0) top_type_ = type_;
         saw_cr_ = false;
+        if (isLineType(type_)) {
+          state_ = State::kLine;
+          break;
+        }
         switch (type_) {
-          case '+':
-          case '-':
-          case ':':
-          case ',':
-          case '#':
-          case '_':
-          case '(':
-            state_ = State::kLine;
-            break;
           case '$':
           case '!':
           case '=':
