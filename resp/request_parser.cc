@@ -240,7 +240,7 @@ bool RequestParser::parseWholeMultibulk(const char* data, size_t len, size_t* co
     size_t start = i;
     if (i >= len || data[i] < '1' || data[i] > '9') return false;
     uint64_t n = 0;
-    for (; i < len && data[i] >= '0' && data[i] <= '9'; ++i) {
+    for (; i < len && i - start <= 18 && data[i] >= '0' && data[i] <= '9'; ++i) {
       n = n * 10 + static_cast<uint64_t>(data[i] - '0');
     }
     if (i - start > 18 || len - i < 2 || data[i] != '\r' || data[i + 1] != '\n') return false;
