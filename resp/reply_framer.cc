@@ -124,11 +124,13 @@ size_t scalarEnd(const char* data, size_t len, size_t i, int64_t max_length) {
 
 bool ReplyFramer::feedWhole(const char* data, size_t len, Result* r) const {
   size_t end = 0;
-  if (data[0] == '*') {
-    // An array of scalars (MGET, HMGET, EXEC of simple commands); nested ones go the general way.
+  if (data[0] == '*' || data[0] == '~' || data[0] == '%') {
+    // An array, set or map of scalars (MGET, HMGET, EXEC of simple commands, SMEMBERS, HGETALL
+    // to a RESP3 client); nested ones go the general way.
     size_t i = 1;
     int64_t n = 0;
     if (!lengthLine(data, len, &i, &n) || n > max_length_) return false;
+    if (data[0] == '%') n *= 2;  // a key and a value per entry
     for (int64_t k = 0; k < n; ++k) {
       i = scalarEnd(data, len, i, max_length_);
       if (i == 0) return false;

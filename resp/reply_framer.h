@@ -34,7 +34,8 @@ class ReplyFramer {
   void setMaxLength(int64_t n) { max_length_ = n; }
 
  private:
-  // A whole scalar (simple line, bulk, null bulk) or array of scalars at the start of `data`, the
+  // A whole scalar (simple line, bulk, null bulk) or array, set or map of scalars at the start
+  // of `data`, the
   // replies of most commands, framed in one pass; false for anything else, or anything not
   // whole yet (then the state machine below runs).
   bool feedWhole(const char* data, size_t len, Result* r) const;

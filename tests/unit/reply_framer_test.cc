@@ -373,6 +373,30 @@ TEST_CASE("reply framer: whole replies and byte-by-byte reads agree on unusual f
       "*2\r\n%1\r\n+a\r\n+b\r\n:1\r\n"s,
       "*1\r\n$-1\r"s,
       "*2\r\n(12345678901234567890\r\n$0\r\n\r\n"s,
+      // RESP3 sets and maps of scalars too.
+      "%2\r\n$1\r\na\r\n:1\r\n+b\r\n_\r\n~2\r\n#t\r\n$0\r\n\r\n"s,
+      "%0\r\n~0\r\n"s,
+      "%1\r\n+a\r\n"s,
+      "%1\r\n+a\r\n*1\r\n:1\r\n"s,
+      "%6\r\n" +
+          [] {  // 6 entries: within a limit of 10, though 12 elements
+            std::string ones;
+            for (int i = 0; i < 12; ++i) ones += ":1\r\n";
+            return ones;
+          }(),
+      "%11\r\n" +
+          [] {  // complete, and over a limit of 10
+            std::string ones;
+            for (int i = 0; i < 22; ++i) ones += ":1\r\n";
+            return ones;
+          }(),
+      "~11\r\n" +
+          [] {
+            std::string ones;
+            for (int i = 0; i < 11; ++i) ones += "+x\r\n";
+            return ones;
+          }(),
+      "%-1\r\n"s,
   };
   for (const std::string& s : streams) {
     CAPTURE(s);
