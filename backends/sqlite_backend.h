@@ -63,10 +63,10 @@ struct SqlParam {
 // Immutable once made; safe to share across threads.
 class SqlText {
  public:
+  // Implicit, so that a query is written as its text: SqlQuery{"SELECT 1", {}, 0, 0}.
   SqlText() = default;
-  SqlText(std::string text)  // NOLINT(google-explicit-constructor): queries are written as text
-      : text_(std::make_shared<const std::string>(std::move(text))) {}
-  SqlText(const char* text) : SqlText(std::string(text)) {}  // NOLINT(google-explicit-constructor)
+  SqlText(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}
+  SqlText(const char* text) : SqlText(std::string(text)) {}
   const std::string& str() const { return text_ ? *text_ : empty(); }
   friend bool operator==(const SqlText& a, std::string_view b) { return a.str() == b; }
 
