@@ -35,9 +35,8 @@ class ReplyFramer {
 
  private:
   // A whole scalar (simple line, bulk, null bulk) or array, set or map of scalars at the start
-  // of `data`, the
-  // replies of most commands, framed in one pass; false for anything else, or anything not
-  // whole yet (then the state machine below runs).
+  // of `data`, the replies of most commands, framed in one pass; false for anything else, or
+  // anything not whole yet (then the state machine below runs).
   bool feedWhole(const char* data, size_t len, Result* r) const;
 
   enum class State { kType, kLine, kLength, kBulk };
