@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "proxy/acl.h"
+#include "proxy/busy_poll.h"
 #include "proxy/log.h"
 #include "proxy/password_hash.h"
 #include "proxy/readthru_command.h"
@@ -174,6 +175,7 @@ void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
   }
   if (nread == 0) return;
   last_active_ = uv_now(server_->loop());
+  activeClients().note(last_active_, &busy_window_);
   read_at_ns_ = uv_hrtime();
   if (tunnel_) {
     if (into_own) {

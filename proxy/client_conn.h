@@ -214,6 +214,7 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   std::string name_;
   uint64_t created_ = 0;  // uv_now() at accept, for CLIENT LIST's age
   uint64_t last_active_ = 0;
+  uint64_t busy_window_ = 0;  // ActiveClients::note's mark
   // The command dispatched last, for CLIENT LIST's cmd= (its subcommand, lowercase, if any).
   const resp::CommandInfo* last_cmd_ = nullptr;
   std::string last_sub_;

@@ -1,5 +1,7 @@
 #include "proxy/config.h"
 
+#include "proxy/busy_poll.h"
+
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -141,6 +143,7 @@ class ConfigReader {
         {"slowlog_log_slower_than", integer(&c_->slowlog_log_slower_than_us, INT64_MIN, INT64_MAX)},
         {"slowlog_max_len", integer(&c_->slowlog_max_len, 0, 1000000)},
         {"shutdown_timeout", duration(&c_->shutdown_timeout_ms)},
+        {"busy_poll", integer(&c_->busy_poll_us, 0, kMaxBusyPollUs)},
         {"unixsocket",
          [this](const toml::node& n) {
            if (!str(&c_->unixsocket)(n)) return false;

@@ -105,6 +105,9 @@ struct Config {
   std::string log_level = "info";
   std::string log_format = "text";  // "text" (redis-server's line format) or "json"
   uint64_t shutdown_timeout_ms = 10000;
+  // After an event, poll for the next one this many microseconds before blocking, while few
+  // clients are active (busy_poll.h); 0: never. Up to kMaxBusyPollUs.
+  uint64_t busy_poll_us = 0;
   // A unix socket clients can connect to besides `listen`, as redis.conf's unixsocket; empty:
   // none. A relative path is relative to the working directory, as with redis-server.
   std::string unixsocket;

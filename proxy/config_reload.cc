@@ -143,6 +143,7 @@ std::vector<std::string> describeChanges(const Config& running, const Config& ne
           next.slowlog_log_slower_than_us);
   setting("slowlog_max_len", running.slowlog_max_len, next.slowlog_max_len);
   setting("shutdown_timeout_ms", running.shutdown_timeout_ms, next.shutdown_timeout_ms);
+  setting("busy_poll", running.busy_poll_us, next.busy_poll_us);
   setting("maxclients", running.maxclients, next.maxclients);
   setting("timeout_ms", running.idle_timeout_ms, next.idle_timeout_ms);
   setting("max_pending_requests", running.max_pending_requests, next.max_pending_requests);

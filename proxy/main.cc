@@ -12,6 +12,7 @@
 #include <string>
 
 #include "backends/upstream_conn.h"
+#include "proxy/busy_poll.h"
 #include "proxy/cache_registry.h"
 #include "proxy/client_conn.h"
 #include "proxy/config.h"
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
       server.shutdown("startup failure");
       rc = 2;
     }
-    uv_run(&loop, UV_RUN_DEFAULT);
+    runEventLoop(&loop, &config.busy_poll_us);
   }
   if (uv_loop_close(&loop) != 0) {
     log::error("event loop still has open handles at exit");

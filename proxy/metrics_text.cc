@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <uv.h>
 
+#include "proxy/busy_poll.h"
 #include "proxy/command_metrics.h"
 #include "proxy/json_string.h"
 #include "proxy/loader.h"
@@ -264,6 +265,9 @@ std::string renderMetrics(Server* server) {
   t.family("readthru_upstream_up", "gauge",
            "1 while a shared connection to the upstream Redis is connected.");
   t.sample("readthru_upstream_up", {}, uint64_t{server->pool()->up() ? 1u : 0u});
+  t.family("readthru_busy_poll_hits_total", "counter",
+           "Events the loop found by busy polling instead of sleeping (busy_poll).");
+  t.sample("readthru_busy_poll_hits_total", {}, busyPollHits());
   renderCommands(server, &t);
   renderLoaders(server, &t);
   renderWriters(server, &t);

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <variant>
 
+#include "proxy/busy_poll.h"
 #include "proxy/client_conn.h"
 #include "proxy/command_router.h"
 #include "proxy/redis_int.h"
@@ -366,6 +367,7 @@ std::string readthruInfoSection(Server* server) {
   s += fmt::format("connected_clients:{}\r\n", server->clientCount());
   s += fmt::format("pinned_clients:{}\r\n", server->pinnedClientCount());
   s += fmt::format("upstream_status:{}\r\n", server->pool()->up() ? "up" : "down");
+  s += fmt::format("busy_poll_hits:{}\r\n", busyPollHits());
   const CommandMetrics& m = *server->commandMetrics();
   auto taken = [&m](CommandClass c) { return m.commands[static_cast<size_t>(c)]; };
   s += fmt::format(

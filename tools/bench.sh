@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput / latency / CPU benchmark: direct redis-server vs twemproxy
-# (nutcracker) vs readthru, all on 127.0.0.1, driven by redis-benchmark.
+# (nutcracker) vs readthru (default config) vs readthru-bp (the same binary with
+# busy_poll), all on 127.0.0.1, driven by redis-benchmark.
 #
 # Usage: tools/bench.sh [options]
 #   --rounds N            rounds (default 5); every round runs every target
@@ -13,7 +14,9 @@
 #   --readthru PATH       readthru binary (default <repo>/build/readthru)
 #   --readthru-args "..." extra arguments appended to the readthru command line
 #   --require-readthru    exit 1 if the readthru binary is missing
-#   --targets LIST        comma list out of redis,twemproxy,readthru (default all)
+#   --busy-poll US        busy_poll of the readthru-bp target (default 50)
+#   --targets LIST        comma list out of redis,twemproxy,readthru,readthru-bp
+#                         (default all)
 #   --tests LIST          comma list out of get,set (default get,set)
 #   --raw FILE            also copy the per-run raw TSV to FILE
 #   --keep                keep the temp dir (logs, configs, raw results)
@@ -22,6 +25,7 @@
 # Output: a table of medians across rounds.
 #   ops/s     redis-benchmark rps
 #   ratio     median over rounds of (target rps / direct-redis rps, same round, same row)
+#   vs_tw     the same, over twemproxy's rps
 #   p50/p99   redis-benchmark latency percentiles, ms
 #   proxy_us  CPU microseconds (user+sys, /proc/PID/stat) of the proxy per request
 #   redis_us  CPU microseconds of redis-server per request
@@ -40,7 +44,8 @@ KEYSPACE=100000
 READTHRU="$REPO_DIR/build/readthru"
 READTHRU_ARGS=""
 REQUIRE_READTHRU=0
-TARGETS="redis,twemproxy,readthru"
+TARGETS="redis,twemproxy,readthru,readthru-bp"
+BUSY_POLL=50
 TESTS="get,set"
 RAW_OUT=""
 KEEP=0
@@ -58,6 +63,7 @@ while [ $# -gt 0 ]; do
     --readthru-args) [ $# -ge 2 ] || die "option $1 needs an argument"; READTHRU_ARGS=$2; shift 2 ;;
     --require-readthru) REQUIRE_READTHRU=1; shift ;;
     --targets) need_arg "$@"; TARGETS=$2; shift 2 ;;
+    --busy-poll) need_arg "$@"; BUSY_POLL=$2; shift 2 ;;
     --tests) need_arg "$@"; TESTS=$2; shift 2 ;;
     --raw) need_arg "$@"; RAW_OUT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
@@ -66,7 +72,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for v in ROUNDS REQ_P1 REQ_P16 REQ_C1 KEYSPACE; do
+for v in ROUNDS REQ_P1 REQ_P16 REQ_C1 KEYSPACE BUSY_POLL; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 require_tools redis-server redis-benchmark redis-cli nutcracker timeout
@@ -74,7 +80,7 @@ require_tools redis-server redis-benchmark redis-cli nutcracker timeout
 has_target redis || die "--targets must include 'redis' (it is the ratio baseline)"
 
 NOTES=()
-if has_target readthru && [ ! -x "$READTHRU" ]; then
+if { has_target readthru || has_target readthru-bp; } && [ ! -x "$READTHRU" ]; then
   if [ "$REQUIRE_READTHRU" = 1 ]; then
     die "readthru binary not found or not executable: $READTHRU"
   fi
@@ -82,6 +88,7 @@ if has_target readthru && [ ! -x "$READTHRU" ]; then
   echo "bench.sh: NOTE: benchmarking only redis and twemproxy" >&2
   NOTES+=("readthru binary missing ($READTHRU): readthru NOT benchmarked")
   drop_target readthru
+  drop_target readthru-bp
 fi
 
 make_tmp readthru-bench 10
@@ -92,7 +99,7 @@ us_per_req() {
   awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", (b-a)*1e6/hz/n}'
 }
 
-read -r REDIS_PORT TW_PORT TW_STATS_PORT RT_PORT <<<"$(free_ports 4)"
+read -r REDIS_PORT TW_PORT TW_STATS_PORT RT_PORT BP_PORT <<<"$(free_ports 5)"
 
 # ---------------------------------------------------------------- redis
 start_redis redis "$REDIS_PORT" 10000
@@ -110,6 +117,12 @@ RT_PID=""
 if has_target readthru; then
   start_readthru "$RT_PORT" "$REDIS_PORT"
   RT_PID=$STARTED_PID
+fi
+BP_PID=""
+if has_target readthru-bp; then
+  echo "busy_poll = $BUSY_POLL" >"$TMP/readthru-bp.toml"
+  RT_NAME=readthru-bp start_readthru "$BP_PORT" "$REDIS_PORT" --config "$TMP/readthru-bp.toml"
+  BP_PID=$STARTED_PID
 fi
 
 # ---------------------------------------------------------------- preload
@@ -137,8 +150,8 @@ DBSIZE=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" dbsize)
 [ "$DBSIZE" -ge "$KEYSPACE" ] || die "preload: dbsize $DBSIZE < $KEYSPACE"
 
 # ---------------------------------------------------------------- runs
-declare -A PORT_OF=([redis]=$REDIS_PORT [twemproxy]=$TW_PORT [readthru]=$RT_PORT)
-declare -A PID_OF=([redis]="" [twemproxy]=$TW_PID [readthru]=$RT_PID)
+declare -A PORT_OF=([redis]=$REDIS_PORT [twemproxy]=$TW_PORT [readthru]=$RT_PORT [readthru-bp]=$BP_PORT)
+declare -A PID_OF=([redis]="" [twemproxy]=$TW_PID [readthru]=$RT_PID [readthru-bp]=$BP_PID)
 declare -A DEAD=()
 IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
 IFS=, read -r -a TEST_LIST <<<"$TESTS"
@@ -148,7 +161,7 @@ ROWS=("c50-P1 50 1 $REQ_P1" "c50-P16 50 16 $REQ_P16" "c1-P1 1 1 $REQ_C1")
 RAW="$TMP/raw.tsv"
 printf 'round\ttarget\ttest\trow\trequests\trps\tp50_ms\tp99_ms\tproxy_us\tredis_us\n' >"$RAW"
 
-echo "bench.sh: redis :$REDIS_PORT (pid $REDIS_PID)  twemproxy :$TW_PORT (pid ${TW_PID:--})  readthru :$RT_PORT (pid ${RT_PID:--})" >&2
+echo "bench.sh: redis :$REDIS_PORT (pid $REDIS_PID)  twemproxy :$TW_PORT (pid ${TW_PID:--})  readthru :$RT_PORT (pid ${RT_PID:--})  readthru-bp :$BP_PORT (pid ${BP_PID:--}, busy_poll $BUSY_POLL)" >&2
 echo "bench.sh: $ROUNDS rounds x ${#TARGET_LIST[@]} targets x ${#TEST_LIST[@]} tests x ${#ROWS[@]} rows; -n p1=$REQ_P1 p16=$REQ_P16 c1=$REQ_C1" >&2
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -187,7 +200,7 @@ for round in $(seq 1 "$ROUNDS"); do
         redis_us=$(us_per_req "$r0" "$r1" "$nreq")
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$target" "$test" "$row" \
           "$nreq" "$rps" "$p50" "$p99" "$proxy_us" "$redis_us" >>"$RAW"
-        printf 'bench.sh: round %s/%s %-9s %-3s %-7s %10s ops/s  p50 %s  p99 %s  proxy %s us/req  redis %s us/req\n' \
+        printf 'bench.sh: round %s/%s %-11s %-3s %-7s %10s ops/s  p50 %s  p99 %s  proxy %s us/req  redis %s us/req\n' \
           "$round" "$ROUNDS" "$target" "$test" "$row" "$rps" "$p50" "$p99" "$proxy_us" "$redis_us" >&2
         for t in redis "$target"; do
           p=$REDIS_PID; [ "$t" != redis ] && p=$ppid

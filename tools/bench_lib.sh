@@ -123,14 +123,16 @@ EOF
 }
 
 # start_readthru PORT BACKEND_PORT [ARG...]: $READTHRU with ARG... and then
-# the words of $READTHRU_ARGS, logging to $TMP/readthru.log
+# the words of $READTHRU_ARGS, logging to $TMP/$RT_NAME.log (RT_NAME: readthru
+# unless set, for a second readthru)
 start_readthru() {
+  local name=${RT_NAME:-readthru}
   # shellcheck disable=SC2086
   "$READTHRU" --listen "127.0.0.1:$1" --upstream "127.0.0.1:$2" \
-    "${@:3}" $READTHRU_ARGS >"$TMP/readthru.log" 2>&1 &
+    "${@:3}" $READTHRU_ARGS >"$TMP/$name.log" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
-  wait_ready readthru "$STARTED_PID" "$1"
+  wait_ready "$name" "$STARTED_PID" "$1"
 }
 
 # --only LIST: whether part $1 runs

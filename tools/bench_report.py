@@ -4,15 +4,15 @@
 Usage: bench_report.py RAW.tsv
 
 ratio = median over rounds of (target rps / direct-redis rps of the same
-round, same test, same row).  NA values are skipped; a cell with no values
-prints '-'.
+round, same test, same row); vs_tw the same over twemproxy's rps.  NA values
+are skipped; a cell with no values prints '-'.
 """
 import csv
 import statistics
 import sys
 from collections import defaultdict
 
-TARGET_ORDER = ["redis", "twemproxy", "readthru"]
+TARGET_ORDER = ["redis", "twemproxy", "readthru", "readthru-bp"]
 ROW_ORDER = ["c50-P1", "c50-P16", "c1-P1"]
 TEST_ORDER = ["get", "set"]
 
@@ -43,26 +43,27 @@ def main():
     rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
     if not rows:
         sys.exit("bench_report.py: no results")
-    direct = {}  # (round, test, row) -> rps of redis
+    base = {"redis": {}, "twemproxy": {}}  # target -> (round, test, row) -> rps
     for r in rows:
-        if r["target"] == "redis":
-            direct[(r["round"], r["test"], r["row"])] = num(r["rps"])
+        if r["target"] in base:
+            base[r["target"]][(r["round"], r["test"], r["row"])] = num(r["rps"])
     cells = defaultdict(lambda: defaultdict(list))
     for r in rows:
         c = cells[(r["target"], r["test"], r["row"])]
         rps = num(r["rps"])
         c["rps"].append(rps)
-        d = direct.get((r["round"], r["test"], r["row"]))
-        c["ratio"].append(rps / d if rps is not None and d else None)
+        for field, target in (("ratio", "redis"), ("vs_tw", "twemproxy")):
+            d = base[target].get((r["round"], r["test"], r["row"]))
+            c[field].append(rps / d if rps is not None and d else None)
         for f in ("p50_ms", "p99_ms", "proxy_us", "redis_us"):
             c[f].append(num(r[f]))
         c["n"].append(1 if rps is not None else None)
 
-    hdr = ("target", "test", "row", "ops/s", "ratio", "p50_ms", "p99_ms",
+    hdr = ("target", "test", "row", "ops/s", "ratio", "vs_tw", "p50_ms", "p99_ms",
            "proxy_us/req", "redis_us/req", "ok_runs")
-    fmtline = "{:<10} {:<4} {:<8} {:>10} {:>6} {:>7} {:>7} {:>12} {:>12} {:>7}"
+    fmtline = "{:<11} {:<4} {:<8} {:>10} {:>6} {:>6} {:>7} {:>7} {:>12} {:>12} {:>7}"
     print(fmtline.format(*hdr))
-    print("-" * 92)
+    print("-" * 100)
     targets = order([r["target"] for r in rows], TARGET_ORDER)
     tests = order([r["test"] for r in rows], TEST_ORDER)
     rws = order([r["row"] for r in rows], ROW_ORDER)
@@ -77,6 +78,7 @@ def main():
                     t, test.upper(), row,
                     fmt(med(c["rps"]), ".0f"),
                     fmt(med(c["ratio"]), ".3f"),
+                    "-" if t in base else fmt(med(c["vs_tw"]), ".2f"),
                     fmt(med(c["p50_ms"]), ".3f"),
                     fmt(med(c["p99_ms"]), ".3f"),
                     "-" if t == "redis" else fmt(med(c["proxy_us"]), ".2f"),

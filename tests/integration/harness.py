@@ -154,6 +154,7 @@ def write_config(
     slowlog_log_slower_than: int | None = None,
     slowlog_max_len: int | None = None,
     shutdown_timeout: str | None = None,
+    busy_poll: int | None = None,
 ) -> Path:
     """The one place that knows readthru's config format (conf/readthru.toml documents it).
 
@@ -169,6 +170,8 @@ def write_config(
         top += f"slowlog_max_len = {slowlog_max_len}\n"
     if shutdown_timeout is not None:
         top += f'shutdown_timeout = "{shutdown_timeout}"\n'
+    if busy_poll is not None:
+        top += f"busy_poll = {busy_poll}\n"
     if requirepass is not None:
         top += f'requirepass = "{requirepass}"\n'
     if unixsocket is not None:

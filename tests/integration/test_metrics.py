@@ -260,6 +260,7 @@ def test_scrape_parses_strictly_and_names_every_part(ms):
         "readthru_uptime_seconds": "gauge",
         "readthru_connected_clients": "gauge",
         "readthru_upstream_up": "gauge",
+        "readthru_busy_poll_hits_total": "counter",
         "readthru_commands_total": "counter",
         "readthru_command_duration_seconds": "histogram",
         "readthru_loader_hits_total": "counter",

@@ -108,6 +108,7 @@ listen = "0.0.0.0:7000"
 requirepass = "s3cret"
 log_level = "warning"
 shutdown_timeout = "5s"
+busy_poll = 50
 
 [upstream]
 address = "[::1]:6390"
@@ -142,6 +143,7 @@ max_connections = 2
   CHECK(c.requirepass == "s3cret");
   CHECK(c.log_level == "warning");
   CHECK(c.shutdown_timeout_ms == 5000);
+  CHECK(c.busy_poll_us == 50);
   CHECK(c.upstream.host == "::1");
   CHECK(c.upstream.port == 6390);
   CHECK(c.upstream_username == "proxy");
@@ -261,6 +263,8 @@ TEST_CASE("config: a bad file is refused with file:line:column and the key") {
        "1:13: 'log_level' must be one of \"debug\", \"info\", \"warning\", \"error\""},
       {"shutdown_timeout = \"5 seconds\"\n",
        "1:20: 'shutdown_timeout' must be a duration such as \"250ms\", \"30s\", \"5m\", \"1h\""},
+      {"busy_poll = 1001\n", "1:13: 'busy_poll' must be between 0 and 1000"},
+      {"busy_poll = \"50us\"\n", "1:13: 'busy_poll' must be an integer"},
       {"[upstream]\ncommand_timeout = -1\n",
        "2:19: 'upstream.command_timeout' must not be negative"},
       {"[limits]\nclient_query_buffer_limit = \"12 parsecs\"\n",

@@ -1,0 +1,47 @@
+#include "proxy/busy_poll.h"
+
+#include <poll.h>
+#include <sched.h>
+
+namespace readthru {
+
+namespace {
+
+ActiveClients g_active_clients;
+uint64_t g_hits = 0;
+
+// Whether the loop has an event ready. poll() on the epoll descriptor reports readiness without
+// taking the events, which uv_run then collects.
+bool eventReady(int backend_fd) {
+  pollfd p{backend_fd, POLLIN, 0};
+  return poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
+
+ActiveClients& activeClients() { return g_active_clients; }
+
+uint64_t busyPollHits() { return g_hits; }
+
+void runEventLoop(uv_loop_t* loop, const uint64_t* busy_poll_us) {
+  const int backend_fd = uv_backend_fd(loop);
+  for (;;) {
+    if (uv_run(loop, UV_RUN_ONCE) == 0) return;
+    const uint64_t spin_ns = *busy_poll_us * 1000;
+    if (spin_ns == 0) continue;
+    uint64_t deadline = uv_hrtime() + spin_ns;
+    while (g_active_clients.few(uv_now(loop))) {
+      if (eventReady(backend_fd)) {
+        ++g_hits;
+        if (uv_run(loop, UV_RUN_NOWAIT) == 0) return;
+        deadline = uv_hrtime() + spin_ns;
+      } else if (uv_hrtime() >= deadline) {
+        break;
+      } else {
+        sched_yield();
+      }
+    }
+  }
+}
+
+}  // namespace readthru
