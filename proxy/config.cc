@@ -1,7 +1,5 @@
 #include "proxy/config.h"
 
-#include "proxy/busy_poll.h"
-
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -16,6 +14,7 @@
 #include <set>
 
 #include "proxy/acl.h"
+#include "proxy/busy_poll.h"
 #include "proxy/key_template.h"
 #include "proxy/log.h"
 
