@@ -1,5 +1,6 @@
 #include "backends/sqlite_backend.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -504,6 +505,9 @@ bool SqliteBackend::enqueue(Request&& req, std::string* error) {
 }
 
 void SqliteBackend::workerMain(Worker* worker) {
+  if (!options_.thread_name.empty()) {
+    pthread_setname_np(pthread_self(), options_.thread_name.substr(0, 15).c_str());
+  }
   std::unique_lock lock(mu_);
   for (;;) {
     work_cv_.wait(lock, [this] { return stopping_.load() || !queue_.empty(); });

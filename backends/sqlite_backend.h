@@ -108,6 +108,9 @@ struct SqliteOptions {
   size_t max_rows = 10000;      // default row limit per query; 0: none
   size_t statement_cache = 64;  // prepared statements kept per connection; at least 1
   uint64_t cache_bytes = 0;     // page cache per connection (PRAGMA cache_size); 0: SQLite's
+  // The workers' thread name, as top -H and /proc/<pid>/task/*/comm show it (Linux keeps 15
+  // bytes); empty: the process's.
+  std::string thread_name;
 };
 
 // Counters for INFO-style reporting. completed counts every callback run; errors and timeouts are

@@ -68,6 +68,7 @@ bool CacheRegistry::prepare(const Config& config, std::string* error) {
     o.workers = b.workers;
     o.queue_limit = b.queue;
     o.cache_bytes = b.cache_size;
+    o.thread_name = "sql:" + b.name;
     std::string why;
     backends::SqliteBackend* sqlite = backends::SqliteBackend::create(o, &why);
     if (sqlite == nullptr) {
@@ -80,6 +81,7 @@ bool CacheRegistry::prepare(const Config& config, std::string* error) {
                                [&b](const WriterConfig& w) { return w.backend == b.name; });
     if (written) {
       o.read_write = true;
+      o.thread_name = "sqlw:" + b.name;
       o.workers = 1;
       o.max_rows = 0;
       backends::SqliteBackend* writer = backends::SqliteBackend::create(o, &why);

@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <string>
@@ -161,6 +163,37 @@ TEST_CASE("sqlite: cache_bytes sets each connection's page cache; 0 keeps SQLite
   sized->close([&closed] { closed = true; });
   REQUIRE(loop.runUntil([&] { return closed; }));
   closeBackend(loop, plain);
+}
+
+// The names of this process's threads (/proc/self/task/*/comm).
+std::vector<std::string> threadNames() {
+  std::vector<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.push_back(name);
+  }
+  return names;
+}
+
+TEST_CASE("sqlite: workers carry thread_name, cut to Linux's 15 bytes") {
+  TempDb db;
+  Loop loop;
+  SqliteBackend* backend = openBackend(loop, db, [](SqliteOptions& o) {
+    o.thread_name = "sql:a-long-backend-name";
+    o.workers = 2;
+  });
+  // A worker names itself when it starts: once a query has run on each, both are named.
+  for (int i = 0; i < 4; ++i) REQUIRE(runQuery(loop, backend, {"SELECT 1", {}, 0, 0}).ok);
+  auto deadline = Clock::now() + 10s;
+  auto named = [] {
+    std::vector<std::string> names = threadNames();
+    return std::count(names.begin(), names.end(), "sql:a-long-back");
+  };
+  while (named() < 2 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  CHECK(named() == 2);
+  closeBackend(loop, backend);
 }
 
 TEST_CASE("sqlite: rows and every value type round-trip losslessly") {
