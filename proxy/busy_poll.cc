@@ -27,15 +27,14 @@ void runEventLoop(uv_loop_t* loop, const uint64_t* busy_poll_us) {
   const int backend_fd = uv_backend_fd(loop);
   for (;;) {
     if (uv_run(loop, UV_RUN_ONCE) == 0) return;
-    const uint64_t spin_ns = *busy_poll_us * 1000;
-    if (spin_ns == 0) continue;
-    uint64_t deadline = uv_hrtime() + spin_ns;
-    while (g_active_clients.few(uv_now(loop))) {
+    // *busy_poll_us is read anew after every event: a reload may have changed it.
+    uint64_t last_event = uv_hrtime();
+    while (*busy_poll_us != 0 && g_active_clients.few(uv_now(loop))) {
       if (eventReady(backend_fd)) {
         ++g_hits;
         if (uv_run(loop, UV_RUN_NOWAIT) == 0) return;
-        deadline = uv_hrtime() + spin_ns;
-      } else if (uv_hrtime() >= deadline) {
+        last_event = uv_hrtime();
+      } else if (uv_hrtime() - last_event >= *busy_poll_us * 1000) {
         break;
       } else {
         sched_yield();

@@ -15,7 +15,7 @@
 //     one write, a batch that spinning would break into one write per request.
 //
 // Contract: returns when the loop has no active handles left, as uv_run(UV_RUN_DEFAULT) does.
-// `*busy_poll_us` is read before every spin (loop thread), so a reload changes it at once. While
+// `*busy_poll_us` is read after every event (loop thread), so a reload changes it at once. While
 // the loop spins, timers and prepare/check callbacks wait for the next event or the end of the
 // spin: at most busy_poll late.
 
