@@ -2,11 +2,15 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -507,6 +511,16 @@ bool SqliteBackend::enqueue(Request&& req, std::string* error) {
 void SqliteBackend::workerMain(Worker* worker) {
   if (!options_.thread_name.empty()) {
     pthread_setname_np(pthread_self(), options_.thread_name.substr(0, 15).c_str());
+  }
+  // On Linux a PRIO_PROCESS id that names a thread sets that thread's nice level alone.
+  if (options_.nice != 0 &&
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options_.nice) != 0) {
+    int e = errno;
+    if (options_.warn && !nice_warned_.exchange(true)) {
+      options_.warn("cannot set the workers' nice level to " + std::to_string(options_.nice) +
+                    " (" + std::strerror(e) +
+                    "; below 0 needs CAP_SYS_NICE or LimitNICE=): they run at the process's");
+    }
   }
   std::unique_lock lock(mu_);
   for (;;) {

@@ -111,6 +111,12 @@ struct SqliteOptions {
   // The workers' thread name, as top -H and /proc/<pid>/task/*/comm show it (Linux keeps 15
   // bytes); empty: the process's.
   std::string thread_name;
+  // The workers' nice level, as nice(1) sets a process's: -20 (most favoured) to 19; 0 leaves
+  // them at the process's. Below it needs CAP_SYS_NICE or room in RLIMIT_NICE: a worker that
+  // cannot take it runs on as it is, and the first to fail calls `warn`.
+  int nice = 0;
+  // Called on a worker thread (so it must be thread-safe) with what could not be applied.
+  std::function<void(const std::string&)> warn;
 };
 
 // Counters for INFO-style reporting. completed counts every callback run; errors and timeouts are
@@ -223,6 +229,7 @@ class SqliteBackend {
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> nice_warned_{false};  // options_.warn was called about options_.nice
   std::deque<Request> queue_;
   std::deque<Request> completed_list_;
   size_t running_ = 0;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "proxy/log.h"
+
 namespace readthru {
 namespace {
 
@@ -69,6 +71,10 @@ bool CacheRegistry::prepare(const Config& config, std::string* error) {
     o.queue_limit = b.queue;
     o.cache_bytes = b.cache_size;
     o.thread_name = "sql:" + b.name;
+    o.nice = b.nice;
+    o.warn = [name = b.name](const std::string& what) {
+      log::warning("backend '{}': {}", name, what);
+    };
     std::string why;
     backends::SqliteBackend* sqlite = backends::SqliteBackend::create(o, &why);
     if (sqlite == nullptr) {

@@ -352,6 +352,7 @@ class ConfigReader {
                                    {"workers", integer(&b.workers, 1, 64)},
                                    {"queue", integer(&b.queue, 1, 1000000)},
                                    {"cache_size", size(&b.cache_size)},
+                                   {"nice", integer(&b.nice, -20, 19)},
                                });
       if (!error_.empty()) return;
       if (!has_path || path.empty()) {

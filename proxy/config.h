@@ -29,6 +29,7 @@ struct BackendConfig {
   size_t workers = 2;
   size_t queue = 1024;
   uint64_t cache_size = 0;  // bytes of page cache per connection; 0: SQLite's default (2 MB)
+  int nice = 0;             // the workers' nice level (SqliteOptions::nice)
 };
 
 // How a loader turns its row into a Redis value.

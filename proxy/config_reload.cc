@@ -18,7 +18,7 @@ bool operator==(const HostPort& a, const HostPort& b) {
 
 bool operator==(const BackendConfig& a, const BackendConfig& b) {
   return a.kind == b.kind && a.path == b.path && a.workers == b.workers && a.queue == b.queue &&
-         a.cache_size == b.cache_size;
+         a.cache_size == b.cache_size && a.nice == b.nice;
 }
 
 bool operator==(const LoaderConfig& a, const LoaderConfig& b) {

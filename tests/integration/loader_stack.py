@@ -55,6 +55,7 @@ class Backend:
     kind: str = "sqlite"
     workers: int | None = None
     queue: int | None = None
+    nice: int | None = None
 
     def toml(self) -> str:
         out = (f"[backends.{self.name}]\nkind = {toml_value(self.kind)}\n"
@@ -63,6 +64,8 @@ class Backend:
             out += f"workers = {self.workers}\n"
         if self.queue is not None:
             out += f"queue = {self.queue}\n"
+        if self.nice is not None:
+            out += f"nice = {self.nice}\n"
         return out
 
 

@@ -162,6 +162,10 @@ TEST_CASE("config reload: the changes are told by name, secrets never shown") {
   Config cached = running;
   cached.backends[0].cache_size = 64 << 20;
   CHECK(describeChanges(running, cached) == std::vector<std::string>{"backend 'main' changed"});
+  // And one whose workers' nice level alone does.
+  Config niced = running;
+  niced.backends[0].nice = -5;
+  CHECK(describeChanges(running, niced) == std::vector<std::string>{"backend 'main' changed"});
 }
 
 }  // namespace

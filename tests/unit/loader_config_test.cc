@@ -32,6 +32,7 @@ path = "/var/lib/app/main.db"
 workers = 8
 queue = 64
 cache_size = "64mb"
+nice = -5
 
 [backends.archive]
 path = "archive.db"
@@ -79,20 +80,22 @@ type = "json"
   CHECK(archive.workers == 2);
   CHECK(archive.queue == 1024);
   CHECK(archive.cache_size == 0);
-  CHECK(archive.where == path + ":11:1");
+  CHECK(archive.nice == 0);
+  CHECK(archive.where == path + ":12:1");
   CHECK(main.name == "main");
   CHECK(main.kind == "sqlite");
   CHECK(main.path == "/var/lib/app/main.db");
   CHECK(main.workers == 8);
   CHECK(main.queue == 64);
   CHECK(main.cache_size == 64ull * 1024 * 1024);
+  CHECK(main.nice == -5);
   CHECK(main.where == path + ":4:1");
 
   // Loaders keep the file's order.
   REQUIRE(c.loaders.size() == 3);
   const LoaderConfig& user = c.loaders[0];
   CHECK(user.name == "user");
-  CHECK(user.where == path + ":14:1");
+  CHECK(user.where == path + ":15:1");
   CHECK(user.key == "user:{id:int}");
   CHECK(user.backend == "main");
   CHECK(user.query == "SELECT name FROM users WHERE id = :id");
@@ -104,7 +107,7 @@ type = "json"
 
   const LoaderConfig& profile = c.loaders[1];
   CHECK(profile.name == "profile");
-  CHECK(profile.where == path + ":25:1");
+  CHECK(profile.where == path + ":26:1");
   CHECK(profile.backend == "archive");
   CHECK(profile.type == LoaderType::kHash);
   CHECK(profile.ttl_ms == 0);  // no expiry
@@ -229,6 +232,8 @@ TEST_CASE("loader config: bad backends are refused with file:line:column and the
        "3:11: backend 'main': 'workers' must be an integer"},
       {"[backends.main]\npath = \"x.db\"\nqueue = 0\n",
        "3:9: backend 'main': 'queue' must be between 1 and 1000000"},
+      {"[backends.main]\npath = \"x.db\"\nnice = -21\n",
+       "3:8: backend 'main': 'nice' must be between -20 and 19"},
       {"[backends.main]\npath = \"x.db\"\ncache_size = \"lots\"\n",
        "3:14: backend 'main': 'cache_size' must be a size such as \"64kb\", \"512mb\", \"1gb\""},
       {"[backends.main]\npath = \"x.db\"\nhost = \"db.internal\"\n",

@@ -2,15 +2,19 @@
 
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <uv.h>
 
-#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -165,16 +169,43 @@ TEST_CASE("sqlite: cache_bytes sets each connection's page cache; 0 keeps SQLite
   closeBackend(loop, plain);
 }
 
-// The names of this process's threads (/proc/self/task/*/comm).
-std::vector<std::string> threadNames() {
-  std::vector<std::string> names;
+struct ThreadInfo {
+  std::string name;
+  int nice = 0;
+};
+
+// This process's threads, from /proc/self/task/<tid>/comm and stat.
+std::vector<ThreadInfo> threads() {
+  std::vector<ThreadInfo> out;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    ThreadInfo t;
     std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    names.push_back(name);
+    std::getline(comm, t.name);
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat;
+    std::getline(stat_file, stat);
+    // After the ")" that ends the name: state is field 3, nice field 19.
+    std::istringstream rest(stat.substr(stat.rfind(')') + 1));
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+      if (i == 19) t.nice = std::stoi(field);
+    }
+    out.push_back(t);
   }
-  return names;
+  return out;
+}
+
+// The threads called `name`, once `count` of them exist (workers name themselves as they start).
+std::vector<ThreadInfo> namedThreads(const std::string& name, size_t count) {
+  auto deadline = Clock::now() + 10s;
+  for (;;) {
+    std::vector<ThreadInfo> found;
+    for (const ThreadInfo& t : threads()) {
+      if (t.name == name) found.push_back(t);
+    }
+    if (found.size() >= count || Clock::now() > deadline) return found;
+    std::this_thread::sleep_for(1ms);
+  }
 }
 
 TEST_CASE("sqlite: workers carry thread_name, cut to Linux's 15 bytes") {
@@ -184,15 +215,67 @@ TEST_CASE("sqlite: workers carry thread_name, cut to Linux's 15 bytes") {
     o.thread_name = "sql:a-long-backend-name";
     o.workers = 2;
   });
-  // A worker names itself when it starts: once a query has run on each, both are named.
-  for (int i = 0; i < 4; ++i) REQUIRE(runQuery(loop, backend, {"SELECT 1", {}, 0, 0}).ok);
-  auto deadline = Clock::now() + 10s;
-  auto named = [] {
-    std::vector<std::string> names = threadNames();
-    return std::count(names.begin(), names.end(), "sql:a-long-back");
-  };
-  while (named() < 2 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-  CHECK(named() == 2);
+  CHECK(namedThreads("sql:a-long-back", 2).size() == 2);
+  REQUIRE(runQuery(loop, backend, {"SELECT 1", {}, 0, 0}).ok);
+  closeBackend(loop, backend);
+}
+
+TEST_CASE("sqlite: workers take the nice level they are given") {
+  TempDb db;
+  Loop loop;
+  std::atomic<int> warnings{0};
+  // Raising one's nice level needs no privilege.
+  SqliteBackend* backend = openBackend(loop, db, [&warnings](SqliteOptions& o) {
+    o.thread_name = "sql:nice5";
+    o.workers = 2;
+    o.nice = 5;
+    o.warn = [&warnings](const std::string&) { ++warnings; };
+  });
+  std::vector<ThreadInfo> workers = namedThreads("sql:nice5", 2);
+  REQUIRE(workers.size() == 2);
+  for (const ThreadInfo& t : workers) CHECK(t.nice == 5);
+  CHECK(warnings == 0);
+  const int own = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  for (const ThreadInfo& t : threads()) {
+    if (t.name != "sql:nice5") CHECK(t.nice == own);  // the rest of the process keeps its own
+  }
+  REQUIRE(runQuery(loop, backend, {"SELECT 1", {}, 0, 0}).ok);
+  closeBackend(loop, backend);
+}
+
+TEST_CASE("sqlite: a nice level below 0 applies with the privilege, else is warned about once") {
+  TempDb db;
+  Loop loop;
+  std::atomic<int> warnings{0};
+  std::string warning;
+  std::mutex mu;
+  SqliteBackend* backend = openBackend(loop, db, [&](SqliteOptions& o) {
+    o.thread_name = "sql:nice-3";
+    o.workers = 3;
+    o.nice = -3;
+    o.warn = [&](const std::string& what) {
+      std::lock_guard lock(mu);
+      warning = what;
+      ++warnings;
+    };
+  });
+  std::vector<ThreadInfo> workers = namedThreads("sql:nice-3", 3);
+  REQUIRE(workers.size() == 3);
+  // Whether it may: root (the CI) has CAP_SYS_NICE; others may have room in RLIMIT_NICE.
+  bool applied = workers[0].nice == -3;
+  if (applied) {
+    for (const ThreadInfo& t : workers) CHECK(t.nice == -3);
+    CHECK(warnings == 0);
+  } else {
+    // The warning comes from a worker right after it names itself: wait for it.
+    auto deadline = Clock::now() + 10s;
+    while (warnings == 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    CHECK(warnings == 1);  // once, though each of the three workers failed
+    std::lock_guard lock(mu);
+    CHECK(warning.find("cannot set the workers' nice level to -3") != std::string::npos);
+  }
+  // Either way the workers serve.
+  REQUIRE(runQuery(loop, backend, {"SELECT 1", {}, 0, 0}).ok);
   closeBackend(loop, backend);
 }
 
