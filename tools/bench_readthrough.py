@@ -109,10 +109,12 @@ def stampede_group(runs, cal_ms, cal_min):
            "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "runs"]
     rows = []
     fractions = sorted({r.get("refresh_ahead", 0.2) for r in by_mode.get("refresh", [])})
+    nices = sorted({r.get("worker_nice", -10) for r in by_mode.get("niced", [])})
     labels = {"readthru": "readthru",
               "refresh": "readthru + refresh_ahead " + "/".join("%g" % f for f in fractions),
+              "niced": "readthru, workers at nice " + "/".join("%d" % n for n in nices),
               "recipe": "recipe (lock + 100 ms retry)"}
-    for mode in ("readthru", "refresh", "recipe"):
+    for mode in ("readthru", "refresh", "niced", "recipe"):
         rs = by_mode.get(mode)
         if not rs:
             continue
@@ -180,6 +182,16 @@ def stampede_group(runs, cal_ms, cal_min):
                           "(bucket %s ms -> up to %.0f ms): %s" % (
                               fmt(p999, ".1f"), le(lp50), RT_P999_LOADER_FACTOR * lp50,
                               yes(p999 < RT_P999_LOADER_FACTOR * lp50 if p999 is not None else None)))
+    nc = by_mode.get("niced")
+    if nc and cal_ms:
+        lk = med([r["loads_per_key_expiry"] for r in nc])
+        p999 = med([r["p999_ms"] for r in nc])
+        checks.append("readthru with its workers at nice %s: loads/key/expiry %s <= %.2f: %s; "
+                      "p99.9 %s ms < %.1f ms: %s" % (
+                          "/".join("%d" % n for n in nices), fmt(lk, ".3f"), RT_LOADS_MAX,
+                          yes(lk <= RT_LOADS_MAX if lk is not None else None), fmt(p999, ".1f"),
+                          RT_P999_LOADER_FACTOR * cal_ms,
+                          yes(p999 < RT_P999_LOADER_FACTOR * cal_ms if p999 is not None else None)))
     rc = by_mode.get("recipe")
     if rc:
         checks.append("recipe (reference): loads/key/expiry %s, p99.9 %s ms" % (

@@ -41,6 +41,9 @@
 #   --refresh-ahead F     stampede: the refresh-ahead side's refresh_ahead (default 0.2). A key
 #                         is reloaded about once per (1 - F) of its TTL, so F also sets the extra
 #                         loads; the reload has F x ttl to finish before the key would expire
+#   --worker-nice N       stampede: a fourth side, plain single-flight on a backend whose workers
+#                         run at nice N (-20..19, default -10; 0 leaves the side out). Below 0
+#                         needs root or CAP_SYS_NICE, else readthru warns and a NOTE says so
 #   --cold-count N        distinct keys per cold-miss run (default 20000)
 #   --cold-clients LIST   client counts for the cold-miss runs (default 1,50)
 #   --requests-p1 N       redis-benchmark -n for 50 clients -P 1  (default 100000)
@@ -72,6 +75,7 @@ QUERY_MS=20
 THINK_US="0"
 CLIENT_NICE=0
 REFRESH_AHEAD=0.2
+WORKER_NICE=-10
 HOT_KEYS=100
 COLD_COUNT=20000
 COLD_CLIENTS="1,50"
@@ -97,6 +101,7 @@ while [ $# -gt 0 ]; do
     --think-us) need_arg "$@"; THINK_US=$2; shift 2 ;;
     --client-nice) need_arg "$@"; CLIENT_NICE=$2; shift 2 ;;
     --refresh-ahead) need_arg "$@"; REFRESH_AHEAD=$2; shift 2 ;;
+    --worker-nice) need_arg "$@"; WORKER_NICE=$2; shift 2 ;;
     --cold-count) need_arg "$@"; COLD_COUNT=$2; SET_BY_USER[COLD_COUNT]=1; shift 2 ;;
     --cold-clients) need_arg "$@"; COLD_CLIENTS=$2; shift 2 ;;
     --requests-p1) need_arg "$@"; REQ_P1=$2; SET_BY_USER[REQ_P1]=1; shift 2 ;;
@@ -124,6 +129,8 @@ for v in ROUNDS HIT_ROUNDS DURATION CLIENTS QUERY_MS COLD_COUNT REQ_P1 REQ_P16; 
 done
 [[ $CLIENT_NICE =~ ^([0-9]|1[0-9])$ ]] || die "--client-nice: 0..19"
 [[ $THINK_US =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--think-us: comma list of microseconds"
+[[ $WORKER_NICE =~ ^-?[0-9]+$ ]] && [ "$WORKER_NICE" -ge -20 ] && [ "$WORKER_NICE" -le 19 ] \
+  || die "--worker-nice: -20..19"
 [[ $REFRESH_AHEAD =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || die "--refresh-ahead: a fraction between 0 and 1, like 0.2"
 [[ $COLD_CLIENTS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--cold-clients: comma list of counts"
 for b in ${ONLY//,/ }; do
@@ -199,6 +206,22 @@ jitter = "1s"
 timeout = "5s"
 refresh_ahead = $REFRESH_AHEAD
 
+# The same database, its workers at nice $WORKER_NICE, for the hot keys of the "niced" side.
+[backends.niced]
+kind = "sqlite"
+path = "$TMP/demo.db"
+workers = 2
+nice = $WORKER_NICE
+
+[[loaders]]
+name = "hotn"
+key = "hotn:{id:int}"
+backend = "niced"
+query = "$HOT_SQL"
+ttl = "5s"
+jitter = "1s"
+timeout = "5s"
+
 [[loaders]]
 name = "user"
 key = "user:{id}"
@@ -260,6 +283,10 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 if only stampede; then
   modes=(recipe)
   [ "$HAVE_RT" = 1 ] && modes=(recipe readthru refresh)
+  [ "$HAVE_RT" = 1 ] && [ "$WORKER_NICE" != 0 ] && modes+=(niced)
+  if grep -q "cannot set the workers' nice level" "$TMP/readthru.log"; then
+    NOTES+=("the niced side's workers could not take nice $WORKER_NICE (not root?): they ran at 0")
+  fi
   for round in $(seq 1 "$ROUNDS"); do
    for think in ${THINK_US//,/ }; do
     for ((k = 0; k < ${#modes[@]}; k++)); do
@@ -269,6 +296,7 @@ if only stampede; then
       # refresh: readthru's loader with refresh_ahead, on keys of their own
       lmode=$mode loader=hot prefix=hot:
       [ "$mode" = refresh ] && lmode=readthru loader=hotr prefix=hotr:
+      [ "$mode" = niced ] && lmode=readthru loader=hotn prefix=hotn:
       r0=$(cpu_ticks "$REDIS_PID"); p0=NA; [ -n "$RT_PID" ] && p0=$(cpu_ticks "$RT_PID")
       out=$(timeout "$RUN_TIMEOUT" nice -n "$CLIENT_NICE" "$LOADGEN" stampede --mode "$lmode" --port "$port" \
               --redis-port "$REDIS_PORT" --stats-port "$([ "$mode" = recipe ] && echo 0 || echo "$RT_PORT")" \
@@ -276,13 +304,13 @@ if only stampede; then
               --clients "$CLIENTS" --duration "$DURATION" --ttl-ms 5000 --jitter-ms 1000 \
               --lock-ex 5 --retry-ms 100 --think-us "$think" 2>>"$TMP/loadgen.err")
       rc=$?
-      [ "$mode" = refresh ] && out=${out/\"mode\":\"readthru\"/\"mode\":\"refresh\"}
+      [ "$mode" != readthru ] && out=${out/\"mode\":\"readthru\"/\"mode\":\"$mode\"}
       r1=$(cpu_ticks "$REDIS_PID"); p1=NA; [ -n "$RT_PID" ] && p1=$(cpu_ticks "$RT_PID")
       if [ $rc -ne 0 ] || [ -z "$out" ]; then
         echo "$PROG: WARNING: stampede round $round think ${think}us $mode failed (rc=$rc): $(tail -n 2 "$TMP/loadgen.err")" >&2
         NOTES+=("stampede round $round think ${think}us $mode failed (rc=$rc)")
       else
-        raw "$round" "${out%\}},\"client_nice\":$CLIENT_NICE,\"refresh_ahead\":$REFRESH_AHEAD,\"redis_cpu_s\":$(us_per_req "$r0" "$r1" 1000000),\"rt_cpu_s\":$(us_per_req "$p0" "$p1" 1000000)}"
+        raw "$round" "${out%\}},\"client_nice\":$CLIENT_NICE,\"refresh_ahead\":$REFRESH_AHEAD,\"worker_nice\":$WORKER_NICE,\"redis_cpu_s\":$(us_per_req "$r0" "$r1" 1000000),\"rt_cpu_s\":$(us_per_req "$p0" "$p1" 1000000)}"
         echo "$PROG: stampede round $round/$ROUNDS think ${think}us $mode: $out" >&2
       fi
       check_alive
