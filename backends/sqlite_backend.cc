@@ -517,7 +517,11 @@ void SqliteBackend::workerMain(Worker* worker) {
       setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options_.nice) != 0) {
     int e = errno;
     if (options_.warn && !nice_warned_.exchange(true)) {
-      options_.warn("cannot set the workers' nice level to " + std::to_string(options_.nice) +
+      // The loaders' and the writers' workers of one backend are two pools: the name tells which.
+      std::string whose = options_.thread_name.empty()
+                              ? "the workers'"
+                              : "the " + options_.thread_name + " workers'";
+      options_.warn("cannot set " + whose + " nice level to " + std::to_string(options_.nice) +
                     " (" + std::strerror(e) +
                     "; below 0 needs CAP_SYS_NICE or LimitNICE=): they run at the process's");
     }

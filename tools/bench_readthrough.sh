@@ -284,7 +284,7 @@ if only stampede; then
   modes=(recipe)
   [ "$HAVE_RT" = 1 ] && modes=(recipe readthru refresh)
   [ "$HAVE_RT" = 1 ] && [ "$WORKER_NICE" != 0 ] && modes+=(niced)
-  if grep -q "cannot set the workers' nice level" "$TMP/readthru.log"; then
+  if grep -q "cannot set the sql:niced workers' nice level" "$TMP/readthru.log"; then
     NOTES+=("the niced side's workers could not take nice $WORKER_NICE (not root?): they ran at 0")
   fi
   for round in $(seq 1 "$ROUNDS"); do

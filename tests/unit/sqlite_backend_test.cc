@@ -272,7 +272,7 @@ TEST_CASE("sqlite: a nice level below 0 applies with the privilege, else is warn
     while (warnings == 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
     CHECK(warnings == 1);  // once, though each of the three workers failed
     std::lock_guard lock(mu);
-    CHECK(warning.find("cannot set the workers' nice level to -3") != std::string::npos);
+    CHECK(warning.find("cannot set the sql:nice-3 workers' nice level to -3") != std::string::npos);
   }
   // Either way the workers serve.
   REQUIRE(runQuery(loop, backend, {"SELECT 1", {}, 0, 0}).ok);
