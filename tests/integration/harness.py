@@ -213,6 +213,16 @@ def ping_ok(
         return False
 
 
+def info_field(endpoint: "Endpoint", field: str) -> int:
+    """An integer field of INFO's # Readthru section, asked of `endpoint`."""
+    with endpoint.raw() as c:
+        info = c.command("INFO", "readthru").decode()
+    for line in info.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError(f"{field} not in INFO readthru:\n{info}")
+
+
 def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
     """Polls `predicate` until it holds; fails the test with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HOST, Process, RedisServer, Stack, free_port, readthru_bin
+from harness import HOST, Process, RedisServer, Stack, free_port, info_field, readthru_bin
 from resp_client import RespConn
 
 pytestmark = pytest.mark.proxy_only
@@ -245,15 +245,6 @@ def test_acl_subcommands_do_not_reach_the_upstreams_users(endpoints, acl_stack):
         with endpoint.raw() as c:
             answers.append((c.raw_command("ACL", "CAT"), sorted(c.command("ACL", "CAT", "dangerous"))))
     assert answers[0] == answers[1]
-
-
-def info_field(endpoint, field: str) -> int:
-    with endpoint.raw() as c:
-        info = c.command("INFO", "readthru").decode()
-    for line in info.splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError(f"{field} not in INFO readthru:\n{info}")
 
 
 def test_failed_auth_counted_and_logged_without_the_password(endpoints, acl_stack):

@@ -22,12 +22,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def hits(endpoint) -> int:
-    with endpoint.raw() as c:
-        info = c.command("INFO", "readthru").decode()
-    for line in info.splitlines():
-        if line.startswith("busy_poll_hits:"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError(f"busy_poll_hits not in INFO readthru:\n{info}")
+    return harness.info_field(endpoint, "busy_poll_hits")
 
 
 def cpu_seconds(pid: int) -> float:
