@@ -157,7 +157,13 @@ void WriteBehind::Flusher::schedule(uint64_t delay_ms) {
 
 void WriteBehind::Flusher::done(bool more, bool failed) {
   busy_ = false;
-  for (std::string& r : lookup_replies_) keepReplyBuffer(&r);  // the batch's states: done with
+  // The batch's keys and states: done with.
+  keys_.clear();
+  one_by_one_.clear();
+  slot_of_.clear();
+  for (std::string& r : lookup_replies_) keepReplyBuffer(&r);
+  for (std::string& r : batch_replies_) keepReplyBuffer(&r);
+  batch_replies_.clear();
   if (failed) {
     failures_ = std::min(failures_ + 1, 16);
   } else {
@@ -221,7 +227,6 @@ void WriteBehind::Flusher::cycle() {
       [this](const redisReply* r) {
         if (r == nullptr || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
           leader_ = false;
-          forgetCovered();  // another process may write the keys meanwhile
           return done(false, r == nullptr);
         }
         leader_ = true;
@@ -268,7 +273,7 @@ void WriteBehind::Flusher::claim(std::string cursor) {
                                          std::to_string(nextCount())});
   readStep(request, [this](std::string* bytes) {
     // [next cursor, [entries], [ids of entries deleted meanwhile]]
-    resp::ReplyReader r(*bytes);
+    resp::ReplyReader r(keepForBatch(bytes));
     int64_t n = 0;
     std::string_view next;
     if (!r.array(&n) || n < 2 || !r.bulk(&next) || collect(&r) < 0) return done(false, true);
@@ -293,7 +298,7 @@ void WriteBehind::Flusher::readNew() {
                                          std::to_string(asked), "STREAMS", stream_, ">"});
   readStep(request, [this, asked](std::string* bytes) {
     // [[stream, [entries]]], or nil when there is nothing new.
-    resp::ReplyReader r(*bytes);
+    resp::ReplyReader r(keepForBatch(bytes));
     int64_t got = 0;
     if (!r.nil()) {
       int64_t streams = 0, parts = 0;
@@ -315,13 +320,16 @@ void WriteBehind::Flusher::readNew() {
 
 void WriteBehind::Flusher::startBatch() {
   keys_.clear();
-  one_by_one_.clear();  // before the sweep: both point into known_
+  slot_of_.clear();
   entries_.clear();
-  sweepKnown();
-  ++batch_;
   read_ = 0;
   writes_read_ = 0;
   oldest_id_ms_ = 0;
+}
+
+std::string_view WriteBehind::Flusher::keepForBatch(std::string* bytes) {
+  batch_replies_.push_back(std::move(*bytes));
+  return batch_replies_.back();
 }
 
 int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
@@ -342,35 +350,37 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
     auto entry = static_cast<uint32_t>(entries_.size());
     Entry& en = entries_.emplace_back(Entry{std::string(id), parseId(id), 0});
     if (oldest_id_ms_ == 0 || en.parsed.first < oldest_id_ms_) oldest_id_ms_ = en.parsed.first;
-    newest_read_ = std::max(newest_read_, en.parsed);
-    auto add = [this, entry, &en](std::string_view key) {
+    auto add = [this, entry, &en](std::string_view key, std::optional<std::string_view> state) {
       ++writes_read_;
-      auto [it, fresh] = known_.try_emplace(std::string(key));
-      Known& kn = it->second;
-      if (kn.batch != batch_) {
-        kn.batch = batch_;
-        kn.slot = keys_.size();
-        keys_.push_back({&it->first, &kn, entry, {}, std::nullopt});
+      auto [it, fresh] = slot_of_.try_emplace(key, static_cast<uint32_t>(keys_.size()));
+      if (fresh) {
+        keys_.push_back({key, true, entry, {}, state, !state});
         ++en.open;
         return;
       }
-      Key& k = keys_[kn.slot];
+      Key& k = keys_[it->second];
       if (k.last() != entry) {
         k.later.push_back(entry);
         ++en.open;
       }
+      k.state = state;  // a later write's
+      k.look_up = !state;
     };
+    fields_.clear();
     for (int64_t j = 0; j + 1 < fields; j += 2) {
       std::string_view field, value;
       if (!r->bulk(&field) || !r->bulk(&value)) return -1;
-      if (!forEachKey(field, value, add)) {
-        log::warning("writer '{}': entry {} of {} has a malformed key list; its keys are skipped",
-                     w_->name(), id, stream_);
-      }
+      fields_.emplace_back(field, value);
+    }
+    if (!forEachWrite(fields_, add)) {
+      log::warning(
+          "writer '{}': entry {} of {} has a malformed key or state list; its writes "
+          "from there are skipped",
+          w_->name(), id, stream_);
     }
     if (fields > 0 && fields % 2 != 0) r->skip();
     for (int64_t p = 2; p < parts; ++p) r->skip();
-    if (en.open == 0) keys_.push_back({nullptr, nullptr, entry, {}, std::nullopt}), en.open = 1;
+    if (en.open == 0) keys_.push_back({{}, false, entry, {}, std::nullopt, false}), en.open = 1;
   }
   if (!r->ok()) return -1;
   if (read_ > read_before) {
@@ -381,47 +391,24 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
 
 void WriteBehind::Flusher::process(bool more) {
   more_ = more;
-  lookup_upto_ = {};
   auto asked = std::make_shared<std::vector<size_t>>();
   for (size_t i = 0; i < keys_.size(); ++i) {
-    Key& k = keys_[i];
-    if (k.key == nullptr) continue;
-    if (entries_[k.last()].parsed <= k.known->covered) continue;
-    asked->push_back(i);
+    if (keys_[i].named && keys_[i].look_up) asked->push_back(i);
   }
   if (asked->empty()) return writeBatch();
-  uint64_t gen = ++lookup_gen_;
-  lookup_ok_ = true;
-  // Replies of a lookup given up (a request that could not be sent) are ignored.
-  bool sent = callUpstream(
-      conn(), {"XREVRANGE", stream_, "+", "-", "COUNT", "1"}, [this, gen](const redisReply* r) {
-        if (gen != lookup_gen_) return;
-        if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
-          lookup_ok_ = false;
-        } else if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-                   r->element[0]->elements > 0) {
-          lookup_upto_ = parseId(replyString(r->element[0]->element[0]));
-        }
-      });
-  if (!sent || !lookUp(0, std::move(asked), gen)) {
-    ++lookup_gen_;
-    done(false, true);
-  }
+  if (!lookUp(0, std::move(asked))) done(false, true);
 }
 
-bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked,
-                                  uint64_t gen) {
+bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked) {
   std::string request;
   resp::ReplyEncoder e(&request, 2);
   e.arrayHeader(2 + asked->size());
   e.bulk("HMGET");
   e.bulk(hash == 0 ? pending_ : flushing_);
-  for (size_t i : *asked) e.bulk(*keys_[i].key);
-  auto cb = [this, gen, asked, hash](std::string* r) {
-    if (gen != lookup_gen_) return keepReplyBuffer(r);
+  for (size_t i : *asked) e.bulk(keys_[i].key);
+  auto cb = [this, asked, hash](std::string* r) {
     std::vector<std::pair<size_t, size_t>> elements;
-    if (r == nullptr || !lookup_ok_ || !resp::splitFlatReply(*r, &elements) ||
-        elements.size() != asked->size()) {
+    if (r == nullptr || !resp::splitFlatReply(*r, &elements) || elements.size() != asked->size()) {
       keepReplyBuffer(r);
       return done(false, true);
     }
@@ -439,30 +426,9 @@ bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>>
       }
     }
     if (hash == 1 || missing->empty()) return writeBatch();
-    if (!lookUp(1, std::move(missing), gen)) {
-      ++lookup_gen_;
-      done(false, true);
-    }
+    if (!lookUp(1, std::move(missing))) done(false, true);
   };
   return callUpstreamBytes(conn(), request, std::move(cb), replyBuffer());
-}
-
-void WriteBehind::Flusher::remember() {
-  if (lookup_upto_ == std::pair<uint64_t, uint64_t>{}) return;
-  for (const Key& k : keys_) {
-    if (k.state) k.known->covered = lookup_upto_;
-  }
-}
-
-void WriteBehind::Flusher::sweepKnown() {
-  if (known_.size() < sweep_at_) return;
-  std::erase_if(known_, [this](const auto& k) { return k.second.covered < newest_read_; });
-  if (known_.size() > kMaxKnown) known_.clear();
-  sweep_at_ = std::max<size_t>(4096, 2 * known_.size());
-}
-
-void WriteBehind::Flusher::forgetCovered() {
-  for (auto& [key, kn] : known_) kn.covered = {};
 }
 
 void WriteBehind::Flusher::writeBatch() {
@@ -471,7 +437,7 @@ void WriteBehind::Flusher::writeBatch() {
   for (const Key& k : keys_) {
     if (!k.state) continue;
     std::optional<WriteState> s = decodeState(*k.state);
-    if (s) statements.push_back(w_->statement(*k.key, std::move(*s)));
+    if (s) statements.push_back(w_->statement(k.key, std::move(*s)));
   }
   if (statements.empty()) {
     w_->stats().coalesced += writes_read_;
@@ -483,7 +449,6 @@ void WriteBehind::Flusher::writeBatch() {
       std::move(statements),
       [this, n](backends::SqlResult&& r) {
         if (r.ok) {
-          remember();
           w_->stats().db_writes += n;
           ++w_->stats().batches;
           // Every entry of the batch without a row write of its own: a later write to its key
@@ -499,7 +464,6 @@ void WriteBehind::Flusher::writeBatch() {
           return done(false, true);
         }
         // Find the entries at fault: each key alone.
-        forgetCovered();
         one_by_one_ = keys_;
         one_by_one_at_ = 0;
         one_by_one_transient_ = false;
@@ -523,16 +487,16 @@ void WriteBehind::Flusher::oneByOne() {
   std::optional<WriteState> s = decodeState(*k.state);
   if (!s) s = WriteState{};
   bool queued = w_->backend()->transaction(
-      {w_->statement(*k.key, std::move(*s))}, [this, k](backends::SqlResult&& r) {
+      {w_->statement(k.key, std::move(*s))}, [this, k](backends::SqlResult&& r) {
         ++one_by_one_at_;
         if (r.ok) {
           ++w_->stats().db_writes;
           ++w_->stats().batches;
-          attempts_.erase(*k.key);
+          if (auto it = attempts_.find(k.key); it != attempts_.end()) attempts_.erase(it);
           finishBatch({k}, false);
         } else if (transient(r)) {
           one_by_one_transient_ = true;
-        } else if (++attempts_[*k.key] >= w_->config().max_attempts) {
+        } else if (++attempts_[std::string(k.key)] >= w_->config().max_attempts) {
           deadLetter(k, r.error);
         }
         oneByOne();
@@ -541,12 +505,12 @@ void WriteBehind::Flusher::oneByOne() {
 }
 
 void WriteBehind::Flusher::deadLetter(const Key& k, const std::string& error) {
-  attempts_.erase(*k.key);
+  if (auto it = attempts_.find(k.key); it != attempts_.end()) attempts_.erase(it);
   ++w_->stats().dead_letters;
-  log::warning("writer '{}': {} failed {} times ({}); moved to {}:dead", w_->name(), *k.key,
+  log::warning("writer '{}': {} failed {} times ({}); moved to {}:dead", w_->name(), k.key,
                w_->config().max_attempts, error, stream_);
   callUpstream(conn(),
-               {"XADD", stream_ + ":dead", "*", "k", *k.key, "state",
+               {"XADD", stream_ + ":dead", "*", "k", std::string(k.key), "state",
                 std::string(k.state.value_or("")), "error", error},
                [](const redisReply*) {});
   finishBatch({k}, false);
@@ -632,13 +596,13 @@ std::string WriteBehind::Flusher::replyBuffer() {
 }
 
 void WriteBehind::Flusher::keepReplyBuffer(std::string* buffer) {
-  // A few, none of a rare huge reply, and none once a cycle found nothing queued: an idle writer
-  // holds no buffers.
-  constexpr size_t kMaxSpares = 4, kMaxSpareBytes = 1 << 20;
+  // A few, none of a rare huge reply, none too small to matter (a buffer moved to the batch is
+  // left with none), and none once a cycle found nothing queued: an idle writer holds no buffers.
+  constexpr size_t kMaxSpares = 4, kMinSpareBytes = 4096, kMaxSpareBytes = 1 << 20;
   if (idle_) spare_replies_.clear();
   if (buffer == nullptr) return;
   if (!idle_ && spare_replies_.size() < kMaxSpares && buffer->capacity() <= kMaxSpareBytes &&
-      buffer->capacity() > 0) {
+      buffer->capacity() >= kMinSpareBytes) {
     buffer->clear();
     spare_replies_.push_back(std::move(*buffer));
   }
