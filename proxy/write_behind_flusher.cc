@@ -227,6 +227,7 @@ void WriteBehind::Flusher::cycle() {
       [this](const redisReply* r) {
         if (r == nullptr || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
           leader_ = false;
+          forgetCovered();  // another process may write the keys meanwhile
           return done(false, r == nullptr);
         }
         leader_ = true;
@@ -322,6 +323,8 @@ void WriteBehind::Flusher::startBatch() {
   keys_.clear();
   slot_of_.clear();
   entries_.clear();
+  sweepCovered();
+  latest_ = queue_.length * writes_per_entry_ > kLookupDepth * kWindow * w_->config().batch;
   read_ = 0;
   writes_read_ = 0;
   oldest_id_ms_ = 0;
@@ -350,11 +353,12 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
     auto entry = static_cast<uint32_t>(entries_.size());
     Entry& en = entries_.emplace_back(Entry{std::string(id), parseId(id), 0});
     if (oldest_id_ms_ == 0 || en.parsed.first < oldest_id_ms_) oldest_id_ms_ = en.parsed.first;
+    newest_read_ = std::max(newest_read_, en.parsed);
     auto add = [this, entry, &en](std::string_view key, std::optional<std::string_view> state) {
       ++writes_read_;
       auto [it, fresh] = slot_of_.try_emplace(key, static_cast<uint32_t>(keys_.size()));
       if (fresh) {
-        keys_.push_back({key, true, entry, {}, state, !state});
+        keys_.push_back({key, true, entry, {}, state, latest_ || !state});
         ++en.open;
         return;
       }
@@ -364,7 +368,7 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
         ++en.open;
       }
       k.state = state;  // a later write's
-      k.look_up = !state;
+      k.look_up = latest_ || !state;
     };
     fields_.clear();
     for (int64_t j = 0; j + 1 < fields; j += 2) {
@@ -391,24 +395,58 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
 
 void WriteBehind::Flusher::process(bool more) {
   more_ = more;
+  lookup_upto_ = {};
   auto asked = std::make_shared<std::vector<size_t>>();
   for (size_t i = 0; i < keys_.size(); ++i) {
-    if (keys_[i].named && keys_[i].look_up) asked->push_back(i);
+    Key& k = keys_[i];
+    if (!k.named) continue;
+    const auto& newest = entries_[k.last()].parsed;
+    if (newest <= max_covered_) {
+      auto it = covered_.find(k.key);
+      if (it != covered_.end() && newest <= it->second) {
+        k.state.reset();
+        k.look_up = false;
+        continue;
+      }
+    }
+    if (k.look_up) {
+      k.state.reset();
+      asked->push_back(i);
+    }
   }
   if (asked->empty()) return writeBatch();
-  if (!lookUp(0, std::move(asked))) done(false, true);
+  uint64_t gen = ++lookup_gen_;
+  lookup_ok_ = true;
+  // Replies of a lookup given up (a request that could not be sent) are ignored.
+  bool sent = callUpstream(
+      conn(), {"XREVRANGE", stream_, "+", "-", "COUNT", "1"}, [this, gen](const redisReply* r) {
+        if (gen != lookup_gen_) return;
+        if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+          lookup_ok_ = false;
+        } else if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+                   r->element[0]->elements > 0) {
+          lookup_upto_ = parseId(replyString(r->element[0]->element[0]));
+        }
+      });
+  if (!sent || !lookUp(0, std::move(asked), gen)) {
+    ++lookup_gen_;
+    done(false, true);
+  }
 }
 
-bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked) {
+bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked,
+                                  uint64_t gen) {
   std::string request;
   resp::ReplyEncoder e(&request, 2);
   e.arrayHeader(2 + asked->size());
   e.bulk("HMGET");
   e.bulk(hash == 0 ? pending_ : flushing_);
   for (size_t i : *asked) e.bulk(keys_[i].key);
-  auto cb = [this, asked, hash](std::string* r) {
+  auto cb = [this, gen, asked, hash](std::string* r) {
+    if (gen != lookup_gen_) return keepReplyBuffer(r);
     std::vector<std::pair<size_t, size_t>> elements;
-    if (r == nullptr || !resp::splitFlatReply(*r, &elements) || elements.size() != asked->size()) {
+    if (r == nullptr || !lookup_ok_ || !resp::splitFlatReply(*r, &elements) ||
+        elements.size() != asked->size()) {
       keepReplyBuffer(r);
       return done(false, true);
     }
@@ -426,9 +464,35 @@ bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>>
       }
     }
     if (hash == 1 || missing->empty()) return writeBatch();
-    if (!lookUp(1, std::move(missing))) done(false, true);
+    if (!lookUp(1, std::move(missing), gen)) {
+      ++lookup_gen_;
+      done(false, true);
+    }
   };
   return callUpstreamBytes(conn(), request, std::move(cb), replyBuffer());
+}
+
+void WriteBehind::Flusher::remember() {
+  if (lookup_upto_ == std::pair<uint64_t, uint64_t>{}) return;
+  for (const Key& k : keys_) {
+    if (!k.look_up || !k.state) continue;
+    auto [it, fresh] = covered_.try_emplace(std::string(k.key), lookup_upto_);
+    if (!fresh) it->second = std::max(it->second, lookup_upto_);
+  }
+  max_covered_ = std::max(max_covered_, lookup_upto_);
+}
+
+void WriteBehind::Flusher::sweepCovered() {
+  if (covered_.size() < sweep_at_) return;
+  std::erase_if(covered_, [this](const auto& k) { return k.second < newest_read_; });
+  if (covered_.size() > kMaxCovered) covered_.clear();
+  if (covered_.empty()) max_covered_ = {};
+  sweep_at_ = std::max<size_t>(4096, 2 * covered_.size());
+}
+
+void WriteBehind::Flusher::forgetCovered() {
+  covered_.clear();
+  max_covered_ = {};
 }
 
 void WriteBehind::Flusher::writeBatch() {
@@ -449,6 +513,7 @@ void WriteBehind::Flusher::writeBatch() {
       std::move(statements),
       [this, n](backends::SqlResult&& r) {
         if (r.ok) {
+          remember();
           w_->stats().db_writes += n;
           ++w_->stats().batches;
           // Every entry of the batch without a row write of its own: a later write to its key
@@ -464,6 +529,7 @@ void WriteBehind::Flusher::writeBatch() {
           return done(false, true);
         }
         // Find the entries at fault: each key alone.
+        forgetCovered();
         one_by_one_ = keys_;
         one_by_one_at_ = 0;
         one_by_one_transient_ = false;

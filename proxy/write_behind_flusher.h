@@ -80,9 +80,10 @@ class WriteBehind::Flusher {
     // Its entries in the batch (places in entries_), oldest first: the first, then any others.
     uint32_t first;
     std::vector<uint32_t> later;
-    // The state to write: its newest entry's (entries are read in stream order), or, when that
-    // entry names none (look_up: queued by an older readthru), the pending hashes' (in
-    // lookup_replies_). nullopt: nothing to write (the hashes no longer hold it: written).
+    // The state to write: its newest entry's (entries are read in stream order), or (look_up)
+    // the pending hashes' (in lookup_replies_): in a batch that reads its keys' newest states
+    // (latest_), or when that entry names none (queued by an older readthru). nullopt: nothing
+    // to write (the hashes no longer hold it, or a write of this flusher covered its entries).
     std::optional<std::string_view> state;
     bool look_up;
     uint32_t last() const { return later.empty() ? first : later.back(); }
@@ -112,6 +113,24 @@ class WriteBehind::Flusher {
   // transaction stays within about `batch` rows. The entries delivered before are all older than
   // the new ones, so a batch is read in stream order.
   static constexpr size_t kWindow = 32;
+  // A batch looks its keys' newest states up (latest_) while more than this many batches' reads
+  // (kWindow x `batch` writes each) are queued. Measured with 100,000 keys written at random
+  // (tools/bench_writers.sh): with -P 16 the queue ran deep, and the lookups' rows spared (two
+  // in three) paid for them; with -P 1 it held a few windows' worth, and lookups cost Redis
+  // and the loop thread more CPU than the SQLite rows they spared (one in seven).
+  static constexpr size_t kLookupDepth = 4;
+  // Keys whose coverage is remembered at most (each about 100 bytes).
+  static constexpr size_t kMaxCovered = 1 << 18;
+
+  // Another process may write the keys meanwhile, or a batch failed: no key is covered.
+  void forgetCovered();
+  // After a committed batch: the entries up to lookup_upto_ of the keys whose newest state it
+  // read from the pending hashes need no more writes.
+  void remember();
+  // Between batches: a key is forgotten once the reads have passed its bound (the stream holds
+  // no more entries it covers but ones claimed again, which are simply written again), in sweeps
+  // as covered_ doubles, or wholesale past kMaxCovered.
+  void sweepCovered();
 
   bool windowFull() const;
 
@@ -137,15 +156,16 @@ class WriteBehind::Flusher {
   std::string_view keepForBatch(std::string* bytes);
 
   // The batch is read: `more` when entries may wait behind it (the next cycle starts at once).
-  // Keys whose newest entry names no state (queued by an older readthru) get theirs from the
-  // pending hashes first (lookUp).
+  // Keys whose entries a write of this flusher covered need no write. Keys to look up (see
+  // Key::state) get their newest states from the pending hashes, read after the stream's newest
+  // entry id, so every entry up to that id is covered by the states written: XREVRANGE, HMGET
+  // of the pending hash, then HMGET of the flushing hash for the keys the first did not hold
+  // (lookUp). Only this flusher's own cycle-end script moves states from one hash to the other,
+  // so a state missing from the pending hash is in the flushing one when the second HMGET runs.
   void process(bool more);
-  // HMGET of the pending hash (`hash` 0) or the flushing hash (1) for the keys_ at `asked`: their
-  // states (the pending hash holds newer ones than the flushing hash; only this flusher's own
-  // cycle-end script moves states from one to the other, so a state missing from the pending
-  // hash is in the flushing one when the second HMGET runs, or written), then writeBatch(). False
-  // when it could not be sent.
-  bool lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked);
+  // HMGET of the pending hash (`hash` 0) or the flushing hash (1) for the keys_ at `asked`, as
+  // lookup `gen`: their states, then writeBatch(). False when it could not be sent.
+  bool lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked, uint64_t gen);
 
   void writeBatch();
 
@@ -192,6 +212,27 @@ class WriteBehind::Flusher {
   bool busy_ = false;
   bool draining_ = false;
   bool leader_ = false;
+  // Whether this batch reads its keys' newest states from the pending hashes rather than taking
+  // its entries' own: when the queue is deep (kLookupDepth), a key's writes are likely spread
+  // over several batches, and one row of its newest state, remembered as covering the rest,
+  // spares the database the others; otherwise a lookup costs Redis more than it saves.
+  bool latest_ = false;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  // Per key written with a looked-up state: the stream's newest entry when that state was read;
+  // the key's entries up to there need no write.
+  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>, Hash, std::equal_to<>> covered_;
+  std::pair<uint64_t, uint64_t> max_covered_;  // no key's bound is beyond it
+  size_t sweep_at_ = 4096;                     // covered_'s size at which sweepCovered() sweeps
+  std::pair<uint64_t, uint64_t> lookup_upto_;  // of the batch being written; {0, 0}: unknown
+  uint64_t lookup_gen_ = 0;                    // the lookup whose replies count
+  // Its replies so far were as expected. The XREVRANGE's callback records a failure here rather
+  // than ending the cycle: the HMGETs pipelined behind it are still to be answered, and a cycle
+  // that ended could free a retiring flusher before their callbacks run.
+  bool lookup_ok_ = false;
+  std::pair<uint64_t, uint64_t> newest_read_;  // the newest entry read so far
   bool group_ready_ = false;
   bool more_ = false;  // this cycle's batch did not take every entry there was
   int failures_ = 0;

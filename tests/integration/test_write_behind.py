@@ -488,56 +488,44 @@ def test_10000_writes_to_100_keys_are_coalesced_into_batches(ws, r):
 # -- a locked database -----------------------------------------------------------------------------
 
 
-def test_a_flusher_behind_its_queue_writes_the_backlog_in_write_order(make_ws):
-    """With more queued than one batch holds (batch 10; 50 keys written in 4 rounds, then 50 more
-    keys written 4 times in a row, all while the database is locked), the flusher reads the
-    backlog in stream order and writes each key of a batch with the newest state the batch read
-    for it: a key's rows reach the database in the order they were written, the last write
-    wins, and writes to one key that share a batch cost one row."""
+def test_a_flusher_behind_its_queue_writes_each_key_once(make_ws):
+    """With a deep queue (batch 10: over 4 x 32 x 10 writes; 100 keys written 16 times each while
+    the database is locked), each key's row is written once: while the queue is that deep, a
+    batch reads each key's newest state from the pending hash, and the flusher remembers which
+    of the key's entries, further on in the stream, that write covered, whether they set new
+    values or the same one again."""
     ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
                                  flush_interval=FLUSH, batch=10, timeout="250ms")])
-    keys, rounds = 50, 4
+    keys, rounds = 50, 16
     d = WriterDelta(ws, "wk")
     client = ws.endpoint.client()
     try:
         # One at a time, so that each write is a stream entry of its own (a pipeline's writes
-        # share entries).
+        # share entries) and the flusher reads 10 of them at a time.
         with WriteGate(ws.db_path):
             for rnd in range(rounds):
                 for i in range(keys):
-                    assert client.set(f"wk:v{i}", f"v{rnd}.{i}") is True
-            for i in range(keys):
-                for rnd in range(rounds):
-                    assert client.set(f"wk:s{i}", f"s{rnd}.{i}") is True
+                    assert client.set(f"wk:v{i}", f"v{rnd}.{i}") is True  # a new value each time
+                    assert client.set(f"wk:s{i}", f"same{i}") is True  # the same value each time
+            # A batch whose states were read before the last write may still be waiting for the
+            # lock: released now, it would write those states and the later ones after them (a
+            # key written twice, rightly). Two more failed attempts mean the attempt in progress
+            # read every write.
             retries = d.now()["retries"]
-            wait_for(lambda: d.now()["retries"] >= retries + 1, DRAIN_TIMEOUT,
-                     "a failed flush after the last write")
+            wait_for(lambda: d.now()["retries"] >= retries + 2, DRAIN_TIMEOUT,
+                     "two failed flushes after the last write")
     finally:
         client.close()
     wait_rows(ws, "v", {f"v{i}": f"v{rounds - 1}.{i}" for i in range(keys)})
-    wait_rows(ws, "s", {f"s{i}": f"s{rounds - 1}.{i}" for i in range(keys)})
+    wait_rows(ws, "s", {f"s{i}": f"same{i}" for i in range(keys)})
     ws.wait_drained("wk")
     delta = d.now()
     print(f"\n{2 * keys * rounds} writes to {2 * keys} keys, batch 10: {delta}")
     assert delta["writes"] == 2 * keys * rounds, delta
-    rows: dict[str, list[str]] = {}
-    for key, _op, v in audit_of(ws, "v") + audit_of(ws, "s"):
-        rows.setdefault(key, []).append(v)
-    # The v keys' writes are 50 entries apart, so each is in a batch of its own: every one lands,
-    # in order.
-    for i in range(keys):
-        assert rows[f"v{i}"] == [f"v{rnd}.{i}" for rnd in range(rounds)], rows[f"v{i}"]
-    # An s key's four writes are consecutive: one batch holds them all (a row), or two batches
-    # split them (two rows, the older first).
-    for i in range(keys):
-        written = [f"s{rnd}.{i}" for rnd in range(rounds)]
-        got = rows[f"s{i}"]
-        assert 1 <= len(got) <= 2 and got[-1] == written[-1], got
-        assert [written.index(v) for v in got] == sorted(written.index(v) for v in got), got
-    s_rows = sum(len(rows[f"s{i}"]) for i in range(keys))
-    assert s_rows <= keys + keys // 5, s_rows  # at most one split key per batch of 10
-    assert delta["db_writes"] == keys * rounds + s_rows, delta
-    assert delta["coalesced"] == keys * rounds - s_rows, delta
+    assert len(audit_of(ws, "v")) == keys, audit_of(ws, "v")
+    assert len(audit_of(ws, "s")) == keys, audit_of(ws, "s")
+    assert delta["db_writes"] == 2 * keys, delta
+    assert delta["coalesced"] == 2 * keys * (rounds - 1), delta
 
 
 def test_locked_database_delays_writes_without_losing_them(ws, r, d_r):
