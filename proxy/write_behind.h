@@ -11,11 +11,11 @@
 //     XAUTOCLAIM (entries left pending: earlier failures, a crashed process), then XREADGROUP
 //     (new), in chunks until the batch names `batch` keys
 //     -> coalesce by key, so the last write wins and a delete after a write is a delete: the
-//        state of the key's newest entry in the batch; or, while the queue is deep (and for
-//        entries an older readthru queued, which name keys only), the key's newest state from
-//        the pending hashes (XREVRANGE for the stream's newest entry id, HMGET pending, HMGET
-//        flushing), and the flusher remembers that the write covered the key's entries up to
-//        that id
+//        state of the key's newest entry in the batch; or, while the queue is deep and holds
+//        many writes per key (and for entries an older readthru queued, which name keys only),
+//        the key's newest state from the pending hashes (XREVRANGE for the stream's newest
+//        entry id, HMGET pending, HMGET flushing), and the flusher remembers that the write
+//        covered the key's entries up to that id
 //     -> one database transaction -> XACK; at the cycle's end, one script: XTRIM MINID of what
 //        the group is done with, and the pending states retired in bulk (the pending hash
 //        renamed to readthru:wb:<writer>:flushing, unlinked once the entries it covers are done)

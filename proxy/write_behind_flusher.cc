@@ -324,7 +324,8 @@ void WriteBehind::Flusher::startBatch() {
   slot_of_.clear();
   entries_.clear();
   sweepCovered();
-  latest_ = queue_.length * writes_per_entry_ > kLookupDepth * kWindow * w_->config().batch;
+  uint64_t queued = queue_.length * writes_per_entry_;
+  latest_ = queued > kWindow * w_->config().batch && 2 * queued >= 3 * pending_keys_;
   read_ = 0;
   writes_read_ = 0;
   oldest_id_ms_ = 0;
@@ -624,16 +625,28 @@ void WriteBehind::Flusher::updateQueue(bool had_entries) {
                    log::warning("trimming {}: {}", stream, replyString(r));
                  }
                });
-  // Outlives the cycle: counted, so that a retired flusher waits for it.
-  ++calls_;
-  bool sent = callUpstream(conn(), {"XLEN", stream_}, [this](const redisReply* r) {
-    --calls_;
-    if (r != nullptr && r->type == REDIS_REPLY_INTEGER) {
-      queue_.length = static_cast<uint64_t>(r->integer);
-    }
-    maybeFree();
-  });
-  if (!sent) --calls_;
+  // The queue's entries, and the keys with a pending state (for latest_). They outlive the
+  // cycle: counted, so that a retired flusher waits for them.
+  const std::string* keys[] = {&stream_, &pending_, &flushing_};
+  for (int i = 0; i < 3; ++i) {
+    ++calls_;
+    bool sent =
+        callUpstream(conn(), {i == 0 ? "XLEN" : "HLEN", *keys[i]}, [this, i](const redisReply* r) {
+          --calls_;
+          uint64_t n = r != nullptr && r->type == REDIS_REPLY_INTEGER
+                           ? static_cast<uint64_t>(r->integer)
+                           : 0;
+          if (i == 0) {
+            queue_.length = n;
+          } else if (i == 1) {
+            pending_keys_ = n;
+          } else {
+            pending_keys_ += n;
+          }
+          maybeFree();
+        });
+    if (!sent) --calls_;
+  }
 }
 
 void WriteBehind::Flusher::step(const std::vector<std::string>& argv, UpstreamReplyCallback cb) {

@@ -113,12 +113,6 @@ class WriteBehind::Flusher {
   // transaction stays within about `batch` rows. The entries delivered before are all older than
   // the new ones, so a batch is read in stream order.
   static constexpr size_t kWindow = 32;
-  // A batch looks its keys' newest states up (latest_) while more than this many batches' reads
-  // (kWindow x `batch` writes each) are queued. Measured with 100,000 keys written at random
-  // (tools/bench_writers.sh): with -P 16 the queue ran deep, and the lookups' rows spared (two
-  // in three) paid for them; with -P 1 it held a few windows' worth, and lookups cost Redis
-  // and the loop thread more CPU than the SQLite rows they spared (one in seven).
-  static constexpr size_t kLookupDepth = 4;
   // Keys whose coverage is remembered at most (each about 100 bytes).
   static constexpr size_t kMaxCovered = 1 << 18;
 
@@ -213,10 +207,19 @@ class WriteBehind::Flusher {
   bool draining_ = false;
   bool leader_ = false;
   // Whether this batch reads its keys' newest states from the pending hashes rather than taking
-  // its entries' own: when the queue is deep (kLookupDepth), a key's writes are likely spread
-  // over several batches, and one row of its newest state, remembered as covering the rest,
-  // spares the database the others; otherwise a lookup costs Redis more than it saves.
+  // its entries' own (startBatch): when more is queued than one batch reads (kWindow x `batch`
+  // writes) and the queue holds at least 1.5 writes per key with a pending state (HLEN of the
+  // pending hashes; it counts keys flushed but not yet retired too, so it errs toward no
+  // lookups). Then a key's writes are likely spread over several batches, and one row of its
+  // newest state, remembered as covering the rest, spares the database the others. A lookup
+  // costs Redis and the loop thread about half what the row it may spare costs SQLite, so with
+  // r writes per key lookups cost (1 + 1/2) / r of a row per write against one: they pay from
+  // r = 1.5 (tools/bench_writers.sh, 100,000 keys written at random: -P 1 queued about 1.2
+  // writes per key, and lookups spared one row in seven at a net loss; -P 16 up to about 3,
+  // and they spared two in three).
   bool latest_ = false;
+  uint64_t pending_keys_ =
+      0;  // fields of the pending and the flushing hash, at the last cycle's end
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

@@ -489,11 +489,11 @@ def test_10000_writes_to_100_keys_are_coalesced_into_batches(ws, r):
 
 
 def test_a_flusher_behind_its_queue_writes_each_key_once(make_ws):
-    """With a deep queue (batch 10: over 4 x 32 x 10 writes; 100 keys written 16 times each while
-    the database is locked), each key's row is written once: while the queue is that deep, a
-    batch reads each key's newest state from the pending hash, and the flusher remembers which
-    of the key's entries, further on in the stream, that write covered, whether they set new
-    values or the same one again."""
+    """With a deep queue of many writes per key (batch 10, so over 320 writes; 100 keys written
+    16 times each while the database is locked), each key's row is written once: a batch reads
+    each key's newest state from the pending hash, and the flusher remembers which of the key's
+    entries, further on in the stream, that write covered, whether they set new values or the
+    same one again."""
     ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
                                  flush_interval=FLUSH, batch=10, timeout="250ms")])
     keys, rounds = 50, 16
@@ -526,6 +526,30 @@ def test_a_flusher_behind_its_queue_writes_each_key_once(make_ws):
     assert len(audit_of(ws, "s")) == keys, audit_of(ws, "s")
     assert delta["db_writes"] == 2 * keys, delta
     assert delta["coalesced"] == 2 * keys * (rounds - 1), delta
+    assert ws.cmdstat("hmget") > 0  # the newest states came from the pending hash
+
+
+def test_a_deep_queue_of_writes_to_distinct_keys_is_written_from_its_entries(make_ws):
+    """A queue as deep (batch 10; 600 writes queued while the database is locked) but of one
+    write per key gains nothing from lookups: every batch writes its entries' own states, and
+    the pending hashes are never read (no HMGET reaches Redis)."""
+    ws = make_ws(writers=[Writer("wk", "wk:{id}", upsert("kv"), delete("kv"), mode="behind",
+                                 flush_interval=FLUSH, batch=10, timeout="250ms")])
+    d = WriterDelta(ws, "wk")
+    client = ws.endpoint.client()
+    try:
+        with WriteGate(ws.db_path):
+            for i in range(600):
+                assert client.set(f"wk:d{i}", f"d{i}") is True
+            retries = d.now()["retries"]
+            wait_for(lambda: d.now()["retries"] >= retries + 1, DRAIN_TIMEOUT,
+                     "a failed flush after the last write")
+    finally:
+        client.close()
+    wait_rows(ws, "d", {f"d{i}": f"d{i}" for i in range(600)})
+    ws.wait_drained("wk")
+    assert d.now()["db_writes"] == 600
+    assert ws.cmdstat("hmget") == 0
 
 
 def test_locked_database_delays_writes_without_losing_them(ws, r, d_r):
