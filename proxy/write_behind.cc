@@ -40,7 +40,7 @@ for i = 1, #KEYS, 3 do
   end
   if state then
     redis.call('HSET', KEYS[i + 1], k, state)
-    redis.call('XADD', KEYS[i], '*', 'k', k, 's', state)
+    redis.call('XADD', KEYS[i], '*', 'k', k)
   end
 end
 return r
@@ -88,64 +88,32 @@ void WriteBehind::appendState(const WriteState& s, std::string* out) {
   out->push_back('d');
 }
 
-void WriteBehind::appendToList(std::string_view item, std::string* list) {
+void WriteBehind::appendKeyToList(std::string_view key, std::string* list) {
   char len[24];
-  auto [end, ec] = std::to_chars(len, len + sizeof len, item.size());
+  auto [end, ec] = std::to_chars(len, len + sizeof len, key.size());
   (void)ec;
   list->append(len, end);
   list->push_back(':');
-  list->append(item);
+  list->append(key);
 }
 
-namespace {
-
-// The next item of a list appendToList() built: false at its end (`ok` then says whether it
-// ended cleanly).
-bool nextItem(std::string_view* list, std::string_view* item, bool* ok) {
-  *ok = true;
-  if (list->empty()) return false;
-  size_t colon = list->find(':');
-  size_t len = 0;
-  if (colon == std::string_view::npos ||
-      std::from_chars(list->data(), list->data() + colon, len).ptr != list->data() + colon ||
-      len > list->size() - colon - 1) {
-    *ok = false;
-    return false;
+bool WriteBehind::forEachKey(std::string_view field, std::string_view value,
+                             const std::function<void(std::string_view key)>& fn) {
+  if (field == "k") {
+    fn(value);
+    return true;
   }
-  *item = list->substr(colon + 1, len);
-  list->remove_prefix(colon + 1 + len);
-  return true;
-}
-
-}  // namespace
-
-bool WriteBehind::forEachWrite(
-    const EntryFields& fields,
-    const std::function<void(std::string_view key, std::optional<std::string_view> state)>& fn) {
-  for (size_t i = 0; i < fields.size(); ++i) {
-    auto [field, value] = fields[i];
-    if (field == "k") {
-      std::optional<std::string_view> state;
-      if (i + 1 < fields.size() && fields[i + 1].first == "s") state = fields[++i].second;
-      fn(value, state);
-    } else if (field == "ks") {
-      std::optional<std::string_view> states;
-      for (size_t j = 0; j < fields.size() && !states; ++j) {
-        if (fields[j].first == "ss") states = fields[j].second;
-      }
-      std::string_view key, state;
-      bool ok = true;
-      while (nextItem(&value, &key, &ok)) {
-        if (!states) {
-          fn(key, std::nullopt);
-        } else if (nextItem(&*states, &state, &ok)) {
-          fn(key, state);
-        } else {
-          return false;  // a key without its state
-        }
-      }
-      if (!ok || (states && !states->empty())) return false;
+  if (field != "ks") return true;  // not a key
+  while (!value.empty()) {
+    size_t colon = value.find(':');
+    size_t len = 0;
+    if (colon == std::string_view::npos ||
+        std::from_chars(value.data(), value.data() + colon, len).ptr != value.data() + colon ||
+        len > value.size() - colon - 1) {
+      return false;
     }
+    fn(value.substr(colon + 1, len));
+    value.remove_prefix(colon + 1 + len);
   }
   return true;
 }

@@ -4,18 +4,16 @@
 //   client: SET user:1 v  ->  in one transaction with other clients' writes
 //                             (write_behind_batch.h): SET user:1 v, HSET
 //                             readthru:wb:user:pending user:1 <state> and an entry
-//                             XADD readthru:wb:user * ks <keys> ss <states>  ->  the reply
+//                             XADD readthru:wb:user * k user:1 [k <key> ...]  ->  the reply
 //           (NX, XX, GET, hashes: EVAL <script> runs the command and, if it wrote, queues it)
 //   flusher (write_behind_flusher.h; every flush_interval, one active per writer across readthru
 //   processes: the holder of the lease key readthru:wb:<writer>:lease)
 //     XAUTOCLAIM (entries left pending: earlier failures, a crashed process), then XREADGROUP
 //     (new), in chunks until the batch names `batch` keys
-//     -> coalesce by key, so the last write wins and a delete after a write is a delete: the
-//        state of the key's newest entry in the batch; or, while the queue is deep and holds
-//        many writes per key (and for entries an older readthru queued, which name keys only),
-//        the key's newest state from the pending hashes (XREVRANGE for the stream's newest
-//        entry id, HMGET pending, HMGET flushing), and the flusher remembers that the write
-//        covered the key's entries up to that id
+//     -> coalesce by key: the key's latest state from the pending hashes (XREVRANGE for the
+//        stream's newest entry id, HMGET pending, HMGET flushing), so the last write wins and a
+//        delete after a write is a delete; the flusher remembers that the write covered the
+//        key's entries up to that id
 //     -> one database transaction -> XACK; at the cycle's end, one script: XTRIM MINID of what
 //        the group is done with, and the pending states retired in bulk (the pending hash
 //        renamed to readthru:wb:<writer>:flushing, unlinked once the entries it covers are done)
@@ -25,11 +23,11 @@
 //   answered (and Redis refilled) from it
 //   SIGTERM: what is queued is flushed before exit, up to the shutdown deadline
 //
-// A stream entry names its writes as forEachWrite() reads them. A state is "s<value>" (a string),
-// "h" followed by "<len>:<bytes>" for each field and value (a hash), or "d" (deleted). Ownership:
-// the server owns this object; flushers close their timers in close() and are freed with it. A
-// flusher a reload replaced (setRegistry) frees itself once its last cycle and the requests it sent
-// are over.
+// A stream entry names its keys as forEachKey() reads them. A state is "s<value>" (a string), "h"
+// followed by "<len>:<bytes>" for each field and value (a hash), or "d" (deleted). Ownership: the
+// server owns this object; flushers close their timers in close() and are freed with it. A flusher
+// a reload replaced (setRegistry) frees itself once its last cycle and the requests it sent are
+// over.
 
 #include <uv.h>
 
@@ -98,18 +96,12 @@ class WriteBehind {
   static std::string flushingKey(std::string_view writer);
   static std::string encodeState(const WriteState& s);
   static void appendState(const WriteState& s, std::string* out);  // encodeState, appended
-  // A stream entry's writes, each a key and the state it was given, in the order they were
-  // queued: pairs of fields "k" <key>, "s" <state> (the queueing script's entries), or the lists
-  // "ks" and "ss" (a shared transaction's entry: "<len>:<bytes>" after one another, keys and their
-  // states in the same order, so Redis stores and sends four elements instead of four per write).
-  // An entry queued by an older readthru names keys only ("k" or "ks" alone): their states are
-  // nullopt, to be read from the pending hashes. False when a list is malformed or the lists do
-  // not match; the writes before the fault have been passed to `fn`.
-  using EntryFields = std::vector<std::pair<std::string_view, std::string_view>>;
-  static void appendToList(std::string_view item, std::string* list);
-  static bool forEachWrite(
-      const EntryFields& fields,
-      const std::function<void(std::string_view key, std::optional<std::string_view> state)>& fn);
+  // A stream entry's keys: in field "k", one key each (the queueing script's entries), or all in
+  // one field "ks" as "<len>:<key>" after one another (a shared transaction's entry: Redis stores
+  // and sends two elements instead of two per key). False when a key list is malformed.
+  static void appendKeyToList(std::string_view key, std::string* list);
+  static bool forEachKey(std::string_view field, std::string_view value,
+                         const std::function<void(std::string_view key)>& fn);
   static std::optional<WriteState> decodeState(std::string_view s);
 
  private:

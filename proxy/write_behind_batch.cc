@@ -111,8 +111,7 @@ void WriteBehindBatch::Closing::add(std::string_view writer, std::string_view ke
   resp::ReplyEncoder h(&p->states, 2);
   h.bulk(key);
   h.bulk(state_);
-  WriteBehind::appendToList(key, &p->keys);
-  WriteBehind::appendToList(state_, &p->state_list);
+  WriteBehind::appendKeyToList(key, &p->keys);
   ++p->writes;
   ++writes_;
 }
@@ -126,14 +125,12 @@ void WriteBehindBatch::Closing::build(const Part& p, bool hset) {
     e.bulk(p.pending_key);
     request_.append(p.states);
   } else {
-    e.arrayHeader(7);
+    e.arrayHeader(5);
     e.bulk("XADD");
     e.bulk(p.stream_key);
     e.bulk("*");
     e.bulk("ks");
     e.bulk(p.keys);
-    e.bulk("ss");
-    e.bulk(p.state_list);
   }
 }
 
@@ -142,7 +139,6 @@ void WriteBehindBatch::Closing::clear() {
     parts_[i].writes = 0;
     parts_[i].states.clear();
     parts_[i].keys.clear();
-    parts_[i].state_list.clear();
   }
   used_ = 0;
   writes_ = 0;

@@ -4,8 +4,7 @@
 //   client A: SET user:1 a  ┐  on one shared upstream connection, in one loop turn:
 //   client B: SET user:2 b  │    MULTI, MSET user:1 a user:2 b, DEL user:3             (joined)
 //   client C: DEL user:3    ┘    HSET readthru:wb:user:pending user:1 sa user:2 sb user:3 d
-//                                XADD readthru:wb:user * ks 6:user:16:user:26:user:3
-//                                                        ss 2:sa2:sb1:d          (sealed)
+//                                XADD readthru:wb:user * ks 6:user:16:user:26:user:3 (sealed)
 //                                EXEC -> element i of its reply answers the members of command i
 //
 // Each write and its queue entry still commit together (the design's atomic step), and a client
@@ -75,9 +74,8 @@ class WriteBehindBatch final : public backends::UpstreamConn::Batch, public back
       std::string pending_key;  // WriteBehind::pendingKey(writer)
       std::string stream_key;   // WriteBehind::streamKey(writer)
       size_t writes = 0;
-      std::string states;      // the HSET's arguments after the key: key, state, ... (RESP bulks)
-      std::string keys;        // the XADD's key list (WriteBehind::appendToList)
-      std::string state_list;  // the XADD's state list, in the same order
+      std::string states;  // the HSET's arguments after the key: key, state, ... (RESP bulks)
+      std::string keys;    // the XADD's key list (WriteBehind::appendKeyToList)
     };
     void build(const Part& p, bool hset);
 

@@ -157,13 +157,7 @@ void WriteBehind::Flusher::schedule(uint64_t delay_ms) {
 
 void WriteBehind::Flusher::done(bool more, bool failed) {
   busy_ = false;
-  // The batch's keys and states: done with.
-  keys_.clear();
-  one_by_one_.clear();
-  slot_of_.clear();
-  for (std::string& r : lookup_replies_) keepReplyBuffer(&r);
-  for (std::string& r : batch_replies_) keepReplyBuffer(&r);
-  batch_replies_.clear();
+  for (std::string& r : lookup_replies_) keepReplyBuffer(&r);  // the batch's states: done with
   if (failed) {
     failures_ = std::min(failures_ + 1, 16);
   } else {
@@ -274,7 +268,7 @@ void WriteBehind::Flusher::claim(std::string cursor) {
                                          std::to_string(nextCount())});
   readStep(request, [this](std::string* bytes) {
     // [next cursor, [entries], [ids of entries deleted meanwhile]]
-    resp::ReplyReader r(keepForBatch(bytes));
+    resp::ReplyReader r(*bytes);
     int64_t n = 0;
     std::string_view next;
     if (!r.array(&n) || n < 2 || !r.bulk(&next) || collect(&r) < 0) return done(false, true);
@@ -299,7 +293,7 @@ void WriteBehind::Flusher::readNew() {
                                          std::to_string(asked), "STREAMS", stream_, ">"});
   readStep(request, [this, asked](std::string* bytes) {
     // [[stream, [entries]]], or nil when there is nothing new.
-    resp::ReplyReader r(keepForBatch(bytes));
+    resp::ReplyReader r(*bytes);
     int64_t got = 0;
     if (!r.nil()) {
       int64_t streams = 0, parts = 0;
@@ -321,19 +315,13 @@ void WriteBehind::Flusher::readNew() {
 
 void WriteBehind::Flusher::startBatch() {
   keys_.clear();
-  slot_of_.clear();
+  one_by_one_.clear();  // before the sweep: both point into known_
   entries_.clear();
-  sweepCovered();
-  uint64_t queued = queue_.length * writes_per_entry_;
-  latest_ = queued > kWindow * w_->config().batch && 2 * queued >= 3 * pending_keys_;
+  sweepKnown();
+  ++batch_;
   read_ = 0;
   writes_read_ = 0;
   oldest_id_ms_ = 0;
-}
-
-std::string_view WriteBehind::Flusher::keepForBatch(std::string* bytes) {
-  batch_replies_.push_back(std::move(*bytes));
-  return batch_replies_.back();
 }
 
 int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
@@ -355,37 +343,34 @@ int64_t WriteBehind::Flusher::collect(resp::ReplyReader* r) {
     Entry& en = entries_.emplace_back(Entry{std::string(id), parseId(id), 0});
     if (oldest_id_ms_ == 0 || en.parsed.first < oldest_id_ms_) oldest_id_ms_ = en.parsed.first;
     newest_read_ = std::max(newest_read_, en.parsed);
-    auto add = [this, entry, &en](std::string_view key, std::optional<std::string_view> state) {
+    auto add = [this, entry, &en](std::string_view key) {
       ++writes_read_;
-      auto [it, fresh] = slot_of_.try_emplace(key, static_cast<uint32_t>(keys_.size()));
-      if (fresh) {
-        keys_.push_back({key, true, entry, {}, state, latest_ || !state});
+      auto [it, fresh] = known_.try_emplace(std::string(key));
+      Known& kn = it->second;
+      if (kn.batch != batch_) {
+        kn.batch = batch_;
+        kn.slot = keys_.size();
+        keys_.push_back({&it->first, &kn, entry, {}, std::nullopt});
         ++en.open;
         return;
       }
-      Key& k = keys_[it->second];
+      Key& k = keys_[kn.slot];
       if (k.last() != entry) {
         k.later.push_back(entry);
         ++en.open;
       }
-      k.state = state;  // a later write's
-      k.look_up = latest_ || !state;
     };
-    fields_.clear();
     for (int64_t j = 0; j + 1 < fields; j += 2) {
       std::string_view field, value;
       if (!r->bulk(&field) || !r->bulk(&value)) return -1;
-      fields_.emplace_back(field, value);
-    }
-    if (!forEachWrite(fields_, add)) {
-      log::warning(
-          "writer '{}': entry {} of {} has a malformed key or state list; its writes "
-          "from there are skipped",
-          w_->name(), id, stream_);
+      if (!forEachKey(field, value, add)) {
+        log::warning("writer '{}': entry {} of {} has a malformed key list; its keys are skipped",
+                     w_->name(), id, stream_);
+      }
     }
     if (fields > 0 && fields % 2 != 0) r->skip();
     for (int64_t p = 2; p < parts; ++p) r->skip();
-    if (en.open == 0) keys_.push_back({{}, false, entry, {}, std::nullopt, false}), en.open = 1;
+    if (en.open == 0) keys_.push_back({nullptr, nullptr, entry, {}, std::nullopt}), en.open = 1;
   }
   if (!r->ok()) return -1;
   if (read_ > read_before) {
@@ -400,20 +385,9 @@ void WriteBehind::Flusher::process(bool more) {
   auto asked = std::make_shared<std::vector<size_t>>();
   for (size_t i = 0; i < keys_.size(); ++i) {
     Key& k = keys_[i];
-    if (!k.named) continue;
-    const auto& newest = entries_[k.last()].parsed;
-    if (newest <= max_covered_) {
-      auto it = covered_.find(k.key);
-      if (it != covered_.end() && newest <= it->second) {
-        k.state.reset();
-        k.look_up = false;
-        continue;
-      }
-    }
-    if (k.look_up) {
-      k.state.reset();
-      asked->push_back(i);
-    }
+    if (k.key == nullptr) continue;
+    if (entries_[k.last()].parsed <= k.known->covered) continue;
+    asked->push_back(i);
   }
   if (asked->empty()) return writeBatch();
   uint64_t gen = ++lookup_gen_;
@@ -442,7 +416,7 @@ bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>>
   e.arrayHeader(2 + asked->size());
   e.bulk("HMGET");
   e.bulk(hash == 0 ? pending_ : flushing_);
-  for (size_t i : *asked) e.bulk(keys_[i].key);
+  for (size_t i : *asked) e.bulk(*keys_[i].key);
   auto cb = [this, gen, asked, hash](std::string* r) {
     if (gen != lookup_gen_) return keepReplyBuffer(r);
     std::vector<std::pair<size_t, size_t>> elements;
@@ -476,24 +450,19 @@ bool WriteBehind::Flusher::lookUp(int hash, std::shared_ptr<std::vector<size_t>>
 void WriteBehind::Flusher::remember() {
   if (lookup_upto_ == std::pair<uint64_t, uint64_t>{}) return;
   for (const Key& k : keys_) {
-    if (!k.look_up || !k.state) continue;
-    auto [it, fresh] = covered_.try_emplace(std::string(k.key), lookup_upto_);
-    if (!fresh) it->second = std::max(it->second, lookup_upto_);
+    if (k.state) k.known->covered = lookup_upto_;
   }
-  max_covered_ = std::max(max_covered_, lookup_upto_);
 }
 
-void WriteBehind::Flusher::sweepCovered() {
-  if (covered_.size() < sweep_at_) return;
-  std::erase_if(covered_, [this](const auto& k) { return k.second < newest_read_; });
-  if (covered_.size() > kMaxCovered) covered_.clear();
-  if (covered_.empty()) max_covered_ = {};
-  sweep_at_ = std::max<size_t>(4096, 2 * covered_.size());
+void WriteBehind::Flusher::sweepKnown() {
+  if (known_.size() < sweep_at_) return;
+  std::erase_if(known_, [this](const auto& k) { return k.second.covered < newest_read_; });
+  if (known_.size() > kMaxKnown) known_.clear();
+  sweep_at_ = std::max<size_t>(4096, 2 * known_.size());
 }
 
 void WriteBehind::Flusher::forgetCovered() {
-  covered_.clear();
-  max_covered_ = {};
+  for (auto& [key, kn] : known_) kn.covered = {};
 }
 
 void WriteBehind::Flusher::writeBatch() {
@@ -502,7 +471,7 @@ void WriteBehind::Flusher::writeBatch() {
   for (const Key& k : keys_) {
     if (!k.state) continue;
     std::optional<WriteState> s = decodeState(*k.state);
-    if (s) statements.push_back(w_->statement(k.key, std::move(*s)));
+    if (s) statements.push_back(w_->statement(*k.key, std::move(*s)));
   }
   if (statements.empty()) {
     w_->stats().coalesced += writes_read_;
@@ -554,16 +523,16 @@ void WriteBehind::Flusher::oneByOne() {
   std::optional<WriteState> s = decodeState(*k.state);
   if (!s) s = WriteState{};
   bool queued = w_->backend()->transaction(
-      {w_->statement(k.key, std::move(*s))}, [this, k](backends::SqlResult&& r) {
+      {w_->statement(*k.key, std::move(*s))}, [this, k](backends::SqlResult&& r) {
         ++one_by_one_at_;
         if (r.ok) {
           ++w_->stats().db_writes;
           ++w_->stats().batches;
-          if (auto it = attempts_.find(k.key); it != attempts_.end()) attempts_.erase(it);
+          attempts_.erase(*k.key);
           finishBatch({k}, false);
         } else if (transient(r)) {
           one_by_one_transient_ = true;
-        } else if (++attempts_[std::string(k.key)] >= w_->config().max_attempts) {
+        } else if (++attempts_[*k.key] >= w_->config().max_attempts) {
           deadLetter(k, r.error);
         }
         oneByOne();
@@ -572,12 +541,12 @@ void WriteBehind::Flusher::oneByOne() {
 }
 
 void WriteBehind::Flusher::deadLetter(const Key& k, const std::string& error) {
-  if (auto it = attempts_.find(k.key); it != attempts_.end()) attempts_.erase(it);
+  attempts_.erase(*k.key);
   ++w_->stats().dead_letters;
-  log::warning("writer '{}': {} failed {} times ({}); moved to {}:dead", w_->name(), k.key,
+  log::warning("writer '{}': {} failed {} times ({}); moved to {}:dead", w_->name(), *k.key,
                w_->config().max_attempts, error, stream_);
   callUpstream(conn(),
-               {"XADD", stream_ + ":dead", "*", "k", std::string(k.key), "state",
+               {"XADD", stream_ + ":dead", "*", "k", *k.key, "state",
                 std::string(k.state.value_or("")), "error", error},
                [](const redisReply*) {});
   finishBatch({k}, false);
@@ -625,28 +594,16 @@ void WriteBehind::Flusher::updateQueue(bool had_entries) {
                    log::warning("trimming {}: {}", stream, replyString(r));
                  }
                });
-  // The queue's entries, and the keys with a pending state (for latest_). They outlive the
-  // cycle: counted, so that a retired flusher waits for them.
-  const std::string* keys[] = {&stream_, &pending_, &flushing_};
-  for (int i = 0; i < 3; ++i) {
-    ++calls_;
-    bool sent =
-        callUpstream(conn(), {i == 0 ? "XLEN" : "HLEN", *keys[i]}, [this, i](const redisReply* r) {
-          --calls_;
-          uint64_t n = r != nullptr && r->type == REDIS_REPLY_INTEGER
-                           ? static_cast<uint64_t>(r->integer)
-                           : 0;
-          if (i == 0) {
-            queue_.length = n;
-          } else if (i == 1) {
-            pending_keys_ = n;
-          } else {
-            pending_keys_ += n;
-          }
-          maybeFree();
-        });
-    if (!sent) --calls_;
-  }
+  // Outlives the cycle: counted, so that a retired flusher waits for it.
+  ++calls_;
+  bool sent = callUpstream(conn(), {"XLEN", stream_}, [this](const redisReply* r) {
+    --calls_;
+    if (r != nullptr && r->type == REDIS_REPLY_INTEGER) {
+      queue_.length = static_cast<uint64_t>(r->integer);
+    }
+    maybeFree();
+  });
+  if (!sent) --calls_;
 }
 
 void WriteBehind::Flusher::step(const std::vector<std::string>& argv, UpstreamReplyCallback cb) {
@@ -675,13 +632,13 @@ std::string WriteBehind::Flusher::replyBuffer() {
 }
 
 void WriteBehind::Flusher::keepReplyBuffer(std::string* buffer) {
-  // A few, none of a rare huge reply, none too small to matter (a buffer moved to the batch is
-  // left with none), and none once a cycle found nothing queued: an idle writer holds no buffers.
-  constexpr size_t kMaxSpares = 4, kMinSpareBytes = 4096, kMaxSpareBytes = 1 << 20;
+  // A few, none of a rare huge reply, and none once a cycle found nothing queued: an idle writer
+  // holds no buffers.
+  constexpr size_t kMaxSpares = 4, kMaxSpareBytes = 1 << 20;
   if (idle_) spare_replies_.clear();
   if (buffer == nullptr) return;
   if (!idle_ && spare_replies_.size() < kMaxSpares && buffer->capacity() <= kMaxSpareBytes &&
-      buffer->capacity() >= kMinSpareBytes) {
+      buffer->capacity() > 0) {
     buffer->clear();
     spare_replies_.push_back(std::move(*buffer));
   }

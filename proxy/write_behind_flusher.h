@@ -2,20 +2,17 @@
 // WriteBehind::Flusher: one behind writer's flusher (write_behind.h has the whole picture).
 //
 //   every flush_interval, while this process holds the lease readthru:wb:<writer>:lease:
-//   XAUTOCLAIM, then XREADGROUP, in chunks -> each key's state from its newest entry -> one
-//   database transaction -> XACK -> at the cycle's end, one script trims the stream and retires
-//   pending states in bulk
+//   XAUTOCLAIM, then XREADGROUP, in chunks -> the keys' latest states from the pending hashes
+//   -> one database transaction -> XACK -> at the cycle's end, one script trims the stream and
+//   retires pending states in bulk
 
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -72,20 +69,25 @@ class WriteBehind::Flusher {
     std::pair<uint64_t, uint64_t> parsed;  // parseId(id)
     int open = 0;                          // its keys not yet done
   };
-  // A key of the cycle's batch, or (named false) an entry that names no key, only to be
-  // acknowledged.
+  // What the flusher knows of a key it has read: its place in the batch being read, and how far
+  // a write of this flusher covered its entries.
+  struct Known {
+    uint64_t batch = 0;  // the batch (batch_) `slot` is a place in keys_ of
+    size_t slot = 0;
+    // The stream's newest entry when the state this flusher wrote was read: the key's entries
+    // up to there need no write. {0, 0}: none.
+    std::pair<uint64_t, uint64_t> covered;
+  };
+  // A key of the cycle's batch, or (key null) an entry that names no key, only to be acknowledged.
   struct Key {
-    std::string_view key;  // in batch_replies_
-    bool named;
+    const std::string* key;  // known_'s: its nodes stay put
+    Known* known;
     // Its entries in the batch (places in entries_), oldest first: the first, then any others.
     uint32_t first;
     std::vector<uint32_t> later;
-    // The state to write: its newest entry's (entries are read in stream order), or (look_up)
-    // the pending hashes' (in lookup_replies_): in a batch that reads its keys' newest states
-    // (latest_), or when that entry names none (queued by an older readthru). nullopt: nothing
-    // to write (the hashes no longer hold it, or a write of this flusher covered its entries).
+    // Its latest state, from the pending hashes (in lookup_replies_); nullopt: nothing to write (a
+    // write of this flusher covered its entries, or the hashes no longer hold it).
     std::optional<std::string_view> state;
-    bool look_up;
     uint32_t last() const { return later.empty() ? first : later.back(); }
   };
 
@@ -110,21 +112,13 @@ class WriteBehind::Flusher {
   // (a failed batch, a process that died), then new ones, until it names `batch` keys, holds
   // kWindow x `batch` writes, or the stream has no more. So a backlog of writes to a few keys (a
   // database that was down, or locked) coalesces into one transaction of a row per key, while a
-  // transaction stays within about `batch` rows. The entries delivered before are all older than
-  // the new ones, so a batch is read in stream order.
+  // transaction stays within about `batch` rows.
   static constexpr size_t kWindow = 32;
-  // Keys whose coverage is remembered at most (each about 100 bytes).
-  static constexpr size_t kMaxCovered = 1 << 18;
+  // Keys remembered at most (each about 100 bytes).
+  static constexpr size_t kMaxKnown = 1 << 18;
 
-  // Another process may write the keys meanwhile, or a batch failed: no key is covered.
+  // Another process may have written the keys meanwhile, or a batch failed: no key is covered.
   void forgetCovered();
-  // After a committed batch: the entries up to lookup_upto_ of the keys whose newest state it
-  // read from the pending hashes need no more writes.
-  void remember();
-  // Between batches: a key is forgotten once the reads have passed its bound (the stream holds
-  // no more entries it covers but ones claimed again, which are simply written again), in sweeps
-  // as covered_ doubles, or wholesale past kMaxCovered.
-  void sweepCovered();
 
   bool windowFull() const;
 
@@ -140,26 +134,31 @@ class WriteBehind::Flusher {
 
   void startBatch();
 
-  // Adds the entries [[id, [field, value, ...]], ...] that `r` reads next to the batch (their
-  // writes as WriteBehind::forEachWrite reads them); returns how many there were, or -1 when the
-  // reply is not of that shape. An entry names every write one transaction queued
-  // (write_behind_batch.h), a key once or more. `r` reads the batch's newest buffer in
-  // batch_replies_, where the keys and states stay for the cycle.
+  // Adds the entries [[id, [field, value, ...]], ...] that `r` reads next to the batch (their keys
+  // as WriteBehind::forEachKey reads them); returns how many there were, or -1 when the reply is
+  // not of that shape. An entry names every key one transaction queued (write_behind_batch.h),
+  // each once or more.
   int64_t collect(resp::ReplyReader* r);
-  // A stream read's reply, kept with the batch (see batch_replies_).
-  std::string_view keepForBatch(std::string* bytes);
 
   // The batch is read: `more` when entries may wait behind it (the next cycle starts at once).
-  // Keys whose entries a write of this flusher covered need no write. Keys to look up (see
-  // Key::state) get their newest states from the pending hashes, read after the stream's newest
-  // entry id, so every entry up to that id is covered by the states written: XREVRANGE, HMGET
-  // of the pending hash, then HMGET of the flushing hash for the keys the first did not hold
-  // (lookUp). Only this flusher's own cycle-end script moves states from one hash to the other,
-  // so a state missing from the pending hash is in the flushing one when the second HMGET runs.
+  // Keys whose entries a write of this flusher covered need no write. The others' latest states
+  // come from the pending hashes, after the stream's newest entry id, so every entry up to that
+  // id is covered by the states written: XREVRANGE, HMGET of the pending hash, then HMGET of
+  // the flushing hash for the keys the first did not hold (lookUp).
+  // Only this flusher's own cycle-end script moves states from one hash to the other, so a state
+  // missing from the pending hash is in the flushing one when the second HMGET runs. (Not a
+  // script: Lua's copies of 500 states in and out cost Redis more than the HMGETs themselves.)
   void process(bool more);
   // HMGET of the pending hash (`hash` 0) or the flushing hash (1) for the keys_ at `asked`, as
   // lookup `gen`: their states, then writeBatch(). False when it could not be sent.
   bool lookUp(int hash, std::shared_ptr<std::vector<size_t>> asked, uint64_t gen);
+
+  // After a committed batch: its keys' entries up to lookup_upto_ need no more writes.
+  void remember();
+  // Between batches: a key is forgotten once the reads have passed its bound (the stream holds
+  // no more entries it covers but ones claimed again, which are simply written again), in sweeps
+  // as known_ doubles, or wholesale past kMaxKnown.
+  void sweepKnown();
 
   void writeBatch();
 
@@ -206,29 +205,8 @@ class WriteBehind::Flusher {
   bool busy_ = false;
   bool draining_ = false;
   bool leader_ = false;
-  // Whether this batch reads its keys' newest states from the pending hashes rather than taking
-  // its entries' own (startBatch): when more is queued than one batch reads (kWindow x `batch`
-  // writes) and the queue holds at least 1.5 writes per key with a pending state (HLEN of the
-  // pending hashes; it counts keys flushed but not yet retired too, so it errs toward no
-  // lookups). Then a key's writes are likely spread over several batches, and one row of its
-  // newest state, remembered as covering the rest, spares the database the others. A lookup
-  // costs Redis and the loop thread about half what the row it may spare costs SQLite, so with
-  // r writes per key lookups cost (1 + 1/2) / r of a row per write against one: they pay from
-  // r = 1.5 (tools/bench_writers.sh, 100,000 keys written at random: -P 1 queued about 1.2
-  // writes per key, and lookups spared one row in seven at a net loss; -P 16 up to about 3,
-  // and they spared two in three).
-  bool latest_ = false;
-  uint64_t pending_keys_ =
-      0;  // fields of the pending and the flushing hash, at the last cycle's end
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  // Per key written with a looked-up state: the stream's newest entry when that state was read;
-  // the key's entries up to there need no write.
-  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>, Hash, std::equal_to<>> covered_;
-  std::pair<uint64_t, uint64_t> max_covered_;  // no key's bound is beyond it
-  size_t sweep_at_ = 4096;                     // covered_'s size at which sweepCovered() sweeps
+  std::unordered_map<std::string, Known> known_;
+  size_t sweep_at_ = 4096;                     // known_'s size at which sweepKnown() sweeps
   std::pair<uint64_t, uint64_t> lookup_upto_;  // of the batch being written; {0, 0}: unknown
   uint64_t lookup_gen_ = 0;                    // the lookup whose replies count
   // Its replies so far were as expected. The XREVRANGE's callback records a failure here rather
@@ -239,13 +217,9 @@ class WriteBehind::Flusher {
   bool group_ready_ = false;
   bool more_ = false;  // this cycle's batch did not take every entry there was
   int failures_ = 0;
+  uint64_t batch_ = 0;  // counts batches, so known_ needs no clearing between them
   std::vector<Key> keys_;
-  std::unordered_map<std::string_view, uint32_t> slot_of_;  // a key's place in keys_
   std::vector<Entry> entries_;
-  WriteBehind::EntryFields fields_;  // of the entry being read
-  // The cycle's stream reads (Key::key and Key::state are views of them), until it ends. A deque:
-  // its strings stay put as it grows.
-  std::deque<std::string> batch_replies_;
   std::string lookup_replies_[2];  // HMGET of the pending and the flushing hash: Key::state
   std::vector<std::string> spare_replies_;
   bool idle_ = false;            // this cycle found nothing queued
@@ -256,7 +230,7 @@ class WriteBehind::Flusher {
   std::vector<Key> one_by_one_;
   size_t one_by_one_at_ = 0;
   bool one_by_one_transient_ = false;
-  std::map<std::string, int, std::less<>> attempts_;  // failures per key, for max_attempts
+  std::map<std::string, int> attempts_;  // failures per key, for max_attempts
   WriterQueueState queue_;
 };
 

@@ -41,7 +41,7 @@ for i = 1, #KEYS, 3 do
   end
   if state then
     redis.call('HSET', KEYS[i + 1], k, state)
-    redis.call('XADD', KEYS[i], '*', 'k', k, 's', state)
+    redis.call('XADD', KEYS[i], '*', 'k', k)
   end
 end
 return r
@@ -318,10 +318,9 @@ TEST_CASE("write-behind batch: one HSET and one XADD per writer, in order of fir
     std::vector<std::string> expected = {
         request(
             {"HSET", "readthru:wb:user:pending", "user:1", "sa", "user:2", "d", "user:1", "sb"}),
-        request({"XADD", "readthru:wb:user", "*", "ks", "6:user:16:user:26:user:1", "ss",
-                 "2:sa1:d2:sb"}),
+        request({"XADD", "readthru:wb:user", "*", "ks", "6:user:16:user:26:user:1"}),
         request({"HSET", "readthru:wb:cart:pending", "cart:9", "d"}),
-        request({"XADD", "readthru:wb:cart", "*", "ks", "6:cart:9", "ss", "1:d"}),
+        request({"XADD", "readthru:wb:cart", "*", "ks", "6:cart:9"}),
     };
     CHECK(requests() == expected);
     closing.clear();
@@ -332,54 +331,33 @@ TEST_CASE("write-behind batch: one HSET and one XADD per writer, in order of fir
   closing.add("cart", "cart:1", hashState({{"n", "2"}}));
   std::vector<std::string> expected = {
       request({"HSET", "readthru:wb:cart:pending", "cart:1", "h1:n1:2"}),
-      request({"XADD", "readthru:wb:cart", "*", "ks", "6:cart:1", "ss", "7:h1:n1:2"}),
+      request({"XADD", "readthru:wb:cart", "*", "ks", "6:cart:1"}),
   };
   CHECK(requests() == expected);
 }
 
-TEST_CASE("write-behind stream entries: k and s fields, or ks and ss lists") {
-  // "key=state", or "key" alone for a key named without a state.
-  auto writes = [](const WriteBehind::EntryFields& fields, bool* ok = nullptr) {
+TEST_CASE("write-behind stream entries: a key per field k, or a key list in field ks") {
+  auto keys = [](std::string_view field, std::string_view value, bool* ok = nullptr) {
     std::vector<std::string> out;
-    bool good = WriteBehind::forEachWrite(
-        fields, [&out](std::string_view k, std::optional<std::string_view> s) {
-          out.push_back(std::string(k) + (s ? "=" + std::string(*s) : ""));
-        });
+    bool good =
+        WriteBehind::forEachKey(field, value, [&out](std::string_view k) { out.emplace_back(k); });
     if (ok != nullptr) *ok = good;
     return out;
   };
-  using V = std::vector<std::string>;
-  CHECK(writes({{"k", "user:1"}, {"s", "sa"}}) == V{"user:1=sa"});
-  CHECK(writes({{"k", "user:1"}, {"s", "sa"}, {"k", "user:2"}, {"s", "d"}}) ==
-        V{"user:1=sa", "user:2=d"});
-  CHECK(writes({{"k", ""}, {"s", ""}}) == V{"="});
-  // An older readthru's entries: keys alone.
-  CHECK(writes({{"k", "user:1"}, {"k", "user:2"}}) == V{"user:1", "user:2"});
-  CHECK(writes({{"other", "user:1"}, {"s", "sa"}}).empty());
-  std::string keys, states;
+  CHECK(keys("k", "user:1") == std::vector<std::string>{"user:1"});
+  CHECK(keys("k", "") == std::vector<std::string>{""});
+  CHECK(keys("other", "user:1").empty());
+  std::string list;
   for (std::string_view k : {"user:1", "", "a:b:c", "x\r\n9:y"})
-    WriteBehind::appendToList(k, &keys);
-  for (std::string_view s : {"sa", "d", "h1:f1:v", ""}) WriteBehind::appendToList(s, &states);
-  CHECK(keys == "6:user:10:5:a:b:c6:x\r\n9:y");
-  CHECK(writes({{"ks", keys}, {"ss", states}}) ==
-        V{"user:1=sa", "=d", "a:b:c=h1:f1:v", "x\r\n9:y="});
-  CHECK(writes({{"ss", states}, {"ks", keys}}) ==
-        V{"user:1=sa", "=d", "a:b:c=h1:f1:v", "x\r\n9:y="});
-  CHECK(writes({{"ks", keys}}) == V{"user:1", "", "a:b:c", "x\r\n9:y"});
-  CHECK(writes({{"ks", ""}, {"ss", ""}}).empty());
+    WriteBehind::appendKeyToList(k, &list);
+  CHECK(list == "6:user:10:5:a:b:c6:x\r\n9:y");
+  CHECK(keys("ks", list) == std::vector<std::string>{"user:1", "", "a:b:c", "x\r\n9:y"});
+  CHECK(keys("ks", "").empty());
   for (std::string_view bad : {"6:user", "x:abc", "3", "-1:a", "2:ab3:cd"}) {
     bool ok = true;
-    writes({{"ks", bad}}, &ok);
+    keys("ks", bad, &ok);
     CHECK_MESSAGE(!ok, bad);
   }
-  // The writes before a fault are passed on.
-  bool ok = true;
-  CHECK(writes({{"ks", "1:a1:b"}, {"ss", "2:sa9:x"}}, &ok) == V{"a=sa"});
-  CHECK(!ok);
-  CHECK(writes({{"ks", "1:a1:b"}, {"ss", "2:sa"}}, &ok) == V{"a=sa"});  // fewer states
-  CHECK(!ok);
-  CHECK(writes({{"ks", "1:a"}, {"ss", "2:sa1:d"}}, &ok) == V{"a=sa"});  // more states
-  CHECK(!ok);
 }
 
 TEST_CASE("write-behind batch: only writes their arguments decide join one") {
