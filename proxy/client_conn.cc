@@ -18,6 +18,7 @@
 #include "resp/errors.h"
 #include "resp/pubsub_frame.h"
 #include "resp/reply_encoder.h"
+#include "resp/reply_framer.h"
 
 namespace readthru {
 namespace {
@@ -429,6 +430,12 @@ bool ClientConn::dispatch(const resp::Command& cmd) {
     // Whether Redis takes CLIENT REPLY (it refuses it to a RESP2 subscriber) decides which of
     // the following requests get replies: wait until the state it depends on is known.
     return false;
+  }
+  if (d.effect == StateEffect::kClientReply && in_multi_ && pinned_ != nullptr) {
+    // Redis 7.0 runs it at EXEC and breaks the protocol: EXEC's array announces an element the
+    // reply mode then suppresses. Valkey refuses it as a command not allowed in a transaction,
+    // and so does readthru (the transaction is aborted, as for Redis's other no-multi commands).
+    return refuseCommand("ERR Command not allowed inside a transaction");
   }
   if (d.route == Route::kLocal && pinned_ != nullptr && inflight_ > 0) {
     // A pinned client's state (subscribed? which protocol?) depends on replies still in flight;
@@ -1051,7 +1058,7 @@ void ClientConn::setMonitor(bool on) {
 
 void ClientConn::resetState() {
   setMonitor(false);
-  in_multi_ = watching_ = sticky_ = upstream_user_ = false;
+  in_multi_ = multi_pubsub_ = exec_ran_pubsub_ = watching_ = sticky_ = upstream_user_ = false;
   reply_mode_ = ReplyMode::kOn;
   pubsub_.reset();
   db_ = 0;
@@ -1117,6 +1124,22 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
       if (!starts("-ERR EXEC without MULTI") && !starts("-ERR DISCARD without MULTI")) {
         in_multi_ = false;
         watching_ = false;
+        // A DISCARD's +OK or an aborted EXEC's error or nil ran nothing.
+        if (multi_pubsub_ && !r.empty() && r[0] == '*') {
+          trackPubsubInExec(r);
+          exec_ran_pubsub_ = true;
+        }
+        multi_pubsub_ = false;
+      }
+      break;
+    case StateEffect::kSubscribe:
+    case StateEffect::kUnsubscribe:
+      if (starts("+QUEUED")) {
+        multi_pubsub_ = true;
+        // Redis 7.0 answers a several-channel (UN)SUBSCRIBE run by EXEC in frames that overflow
+        // EXEC's array (redis/redis#12207): whatever readthru makes of them, this connection
+        // never serves another client.
+        sticky_ = true;
       }
       break;
     case StateEffect::kWatch:
@@ -1164,7 +1187,7 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
   }
 }
 
-void ClientConn::trackPubsub(const std::string& frame) {
+void ClientConn::trackPubsub(std::string_view frame) {
   resp::PubsubFrame f = resp::peekPubsubFrame(frame);
   if (!resp::isSubscribeReply(f.kind) || f.channel_is_nil) return;
   if (!pubsub_) pubsub_ = std::make_unique<PubsubState>();
@@ -1193,6 +1216,19 @@ void ClientConn::trackPubsub(const std::string& frame) {
   }
 }
 
+void ClientConn::trackPubsubInExec(std::string_view exec) {
+  size_t header = exec.find("\r\n");
+  if (header == std::string_view::npos) return;
+  resp::ReplyFramer framer;
+  for (size_t i = header + 2; i < exec.size();) {
+    // Each element, and each message pushed between them, framed as a reply of its own.
+    resp::ReplyFramer::Result r = framer.feed(exec.data() + i, exec.size() - i);
+    if (r.error || !r.complete) return;
+    trackPubsub(exec.substr(i, r.consumed));
+    i += r.consumed;
+  }
+}
+
 bool ClientConn::onUpstreamFrame(backends::UpstreamConn* conn, std::string& frame) {
   if (frame.empty()) return false;
   auto* head = static_cast<ReplySlot*>(conn->headTarget());
@@ -1215,6 +1251,9 @@ bool ClientConn::onUpstreamFrame(backends::UpstreamConn* conn, std::string& fram
       unsolicited = true;
     }
   }
+  // After an EXEC that ran several-channel (un)subscriptions, Redis 7.0's replies overflow its
+  // array (see applyEffect): what is left over goes to the client as redis-server sends it.
+  if (head == nullptr && exec_ran_pubsub_) unsolicited = true;
   if (!unsolicited) return false;
   pushUnsolicited(std::move(frame), conn);
   return true;
@@ -1467,6 +1506,11 @@ void ClientConn::answerLocal(const resp::Command& cmd, const RouteDecision& d, R
       drainAndClose();
       break;
     case LocalCommand::kReset:
+      if (cmd.argv.size() != 1) {
+        resp::ReplyEncoder(&out, protocol_)
+            .error("ERR wrong number of arguments for 'reset' command");
+        break;
+      }
       resetState();
       resp::ReplyEncoder(&out, 2).simple("RESET");
       break;

@@ -187,7 +187,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void resumeReading();
   size_t outputBytes() const;
   void applyEffect(ReplySlot* slot, bool failed);
-  void trackPubsub(const std::string& frame);
+  void trackPubsub(std::string_view frame);
+  // After an EXEC that ran queued (un)subscriptions: each confirmation among its elements.
+  void trackPubsubInExec(std::string_view exec);
   bool inPubsub() const { return pubsub_ && !pubsub_->empty(); }
 
   Server* server_;
@@ -233,6 +235,10 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   bool closing_ = false;
   bool close_after_flush_ = false;
   bool in_multi_ = false;
+  // A (P|S)(UN)SUBSCRIBE was queued in the current transaction: EXEC's reply carries its
+  // confirmations, which change the subscriptions as if they had come alone.
+  bool multi_pubsub_ = false;
+  bool exec_ran_pubsub_ = false;  // such an EXEC ran on the pinned connection (sticky_ too)
   bool watching_ = false;
   bool tunnel_ = false;  // startTunnel() ran: nothing the client sends is parsed any more
   // Without users of readthru's own, a client's AUTH goes to the upstream on a dedicated

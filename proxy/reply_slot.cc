@@ -107,9 +107,12 @@ void ReplySlot::replyFrame(std::string& frame) {
   client_->slotProgress(this, len);
 }
 
-bool ReplySlot::replyDone(char) {
+bool ReplySlot::replyDone(char type) {
   bool more;
-  if (frames_left_ > 0) {
+  if (type != '*' && type != '>') {
+    // Not a confirmation (+QUEUED inside a transaction, an error): the command's only reply.
+    more = false;
+  } else if (frames_left_ > 0) {
     more = --frames_left_ > 0;
   } else {
     more = client_ != nullptr && client_->subscriptionsLeft(unsubscribe_kind_) > 0;

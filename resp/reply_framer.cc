@@ -1,17 +1,33 @@
 #include "resp/reply_framer.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 
 namespace readthru::resp {
 
-void ReplyFramer::valueDone(bool was_attribute, Result* r) {
-  if (was_attribute) return;  // the annotated value is still to come at this position
+namespace {
+
+// The first element of a push that confirms a (un)subscription, as Redis writes it.
+bool isConfirmationKind(std::string_view kind) {
+  return kind == "subscribe" || kind == "unsubscribe" || kind == "psubscribe" ||
+         kind == "punsubscribe" || kind == "ssubscribe" || kind == "sunsubscribe";
+}
+
+// The longest of those.
+constexpr int64_t kMaxConfirmationKind = 12;
+
+}  // namespace
+
+void ReplyFramer::valueDone(bool not_element, Result* r) {
+  if (not_element) return;  // the element is still to come at this position
   while (!stack_.empty()) {
     Level& top = stack_.back();
+    top.first = false;
     if (--top.remaining > 0) return;
-    bool attribute = top.attribute;
+    bool element = !top.attribute && (!top.push || top.confirmation);
     stack_.pop_back();
-    if (attribute) return;
+    if (!element) return;
   }
   r->complete = true;
 }
@@ -65,6 +81,9 @@ bool ReplyFramer::lengthDone(Result* r) {
     case '=':
       bulk_left_ = n + 2;
       state_ = State::kBulk;
+      capturing_ = type_ == '$' && n <= kMaxConfirmationKind && !stack_.empty() &&
+                   stack_.back().push && stack_.back().first;
+      if (capturing_) kind_.clear();
       return true;
     case '%':
     case '|':
@@ -72,10 +91,12 @@ bool ReplyFramer::lengthDone(Result* r) {
       [[fallthrough]];
     default:  // '*', '~', '>'
       state_ = State::kType;
+      bool nested_push = type_ == '>' && !stack_.empty();
       if (n == 0) {
-        valueDone(type_ == '|', r);
+        valueDone(type_ == '|' || nested_push, r);
       } else {
         stack_.push_back(Level{n, type_ == '|'});
+        stack_.back().push = nested_push;
       }
       return true;
   }
@@ -226,10 +247,17 @@ ReplyFramer::Result ReplyFramer::feed(const char* data, size_t len) {
       case State::kBulk: {
         size_t take = len - i;
         if (static_cast<int64_t>(take) > bulk_left_) take = static_cast<size_t>(bulk_left_);
+        if (capturing_ && bulk_left_ > 2) {
+          kind_.append(data + i, std::min(take, static_cast<size_t>(bulk_left_ - 2)));
+        }
         i += take;
         bulk_left_ -= static_cast<int64_t>(take);
         if (bulk_left_ == 0) {
           state_ = State::kType;
+          if (capturing_) {
+            capturing_ = false;
+            stack_.back().confirmation = isConfirmationKind(kind_);
+          }
           valueDone(false, &r);
         }
         break;

@@ -5,6 +5,13 @@
 // scanned, so a reply of hundreds of MB streams through without being held whole here.
 // hiredis 0.14's reader stops at 7 levels (COMMAND DOCS has 13) and knows no RESP3; this scanner
 // keeps an explicit stack instead of recursion.
+//
+// A push is out of band wherever it appears, with one exception. Redis 7.0 writes the messages
+// a transaction publishes to its own subscriber in the middle of EXEC's array, where they are
+// not elements; but a SUBSCRIBE or UNSUBSCRIBE run by EXEC answers with a push that is its
+// element. So a push inside an aggregate counts as an element only when it is such a
+// confirmation (its first element is "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
+// "ssubscribe" or "sunsubscribe").
 
 #include <cstddef>
 #include <cstdint>
@@ -42,9 +49,14 @@ class ReplyFramer {
   enum class State { kType, kLine, kLength, kBulk };
   struct Level {
     int64_t remaining;
-    bool attribute;  // an attribute map precedes the value it annotates and is not an element
+    bool attribute;     // an attribute map precedes the value it annotates and is not an element
+    bool push = false;  // a push inside an aggregate: an element only if a confirmation
+    bool confirmation = false;  // its first element names a (un)subscribe kind
+    bool first = true;          // none of its elements has ended yet
   };
-  void valueDone(bool was_attribute, Result* r);
+  // `not_element`: the value that ended annotates or interrupts its level (an empty attribute
+  // map or push) instead of being one of its elements.
+  void valueDone(bool not_element, Result* r);
   bool lengthDone(Result* r);
 
   State state_ = State::kType;
@@ -54,6 +66,8 @@ class ReplyFramer {
   std::string number_;     // digits of a length line
   int64_t bulk_left_ = 0;  // payload bytes plus the trailing CRLF
   std::vector<Level> stack_;
+  bool capturing_ = false;  // the bulk being scanned is a nested push's first element
+  std::string kind_;        // its payload so far
   int64_t max_length_ = 4ll * 1024 * 1024 * 1024;
   std::string message_;
 };

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 namespace readthru::resp {
 namespace {
@@ -140,7 +141,8 @@ std::string nested(int levels) {
         inner = "~3\r\n#t\r\n" + inner + ",1.5\r\n";
         break;
       case 3:
-        inner = ">1\r\n" + inner;
+        // A push inside an aggregate is an element only as a (un)subscribe confirmation.
+        inner = ">2\r\n$9\r\nsubscribe\r\n" + inner;
         break;
       case 4:
         inner = "*3\r\n|1\r\n+ttl\r\n:10\r\n" + inner + "*0\r\n$-1\r\n";
@@ -234,6 +236,36 @@ TEST_CASE("reply framer: 20 levels of nesting, and a 13-level reply like COMMAND
   ReplyFramer::Result r = framer.feed(docs.data(), docs.size());
   CHECK(r.complete);
   CHECK(r.consumed == docs.size());
+}
+
+TEST_CASE("reply framer: pushes inside an aggregate are out of band unless they confirm") {
+  StreamBuilder b;
+  // Redis 7.0, HELLO 3, subscribed to foo: MULTI, PING abc, PUBLISH foo bar, PUBLISH foo vaz,
+  // PING def, EXEC. The messages land inside EXEC's array without being among its 4 elements.
+  b.add(
+      "*4\r\n$3\r\nabc\r\n>3\r\n$7\r\nmessage\r\n$3\r\nfoo\r\n$3\r\nbar\r\n:1\r\n"
+      ">3\r\n$7\r\nmessage\r\n$3\r\nfoo\r\n$3\r\nvaz\r\n:1\r\n$3\r\ndef\r\n");
+  // MULTI, SUBSCRIBE foo, EXEC: the confirmation is EXEC's element; then a message.
+  b.add("*1\r\n>3\r\n$9\r\nsubscribe\r\n$3\r\nfoo\r\n:1\r\n");
+  b.add(">3\r\n$7\r\nmessage\r\n$3\r\nfoo\r\n$2\r\nhi\r\n");
+  // Each confirmation kind counts; an invalidation does not.
+  for (const char* kind :
+       {"unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe"}) {
+    b.add(fmt::format("*2\r\n>3\r\n${}\r\n{}\r\n$1\r\nc\r\n:0\r\n+OK\r\n",
+                      std::string_view(kind).size(), kind));
+  }
+  b.add("*2\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n+OK\r\n:1\r\n");
+  // Near misses of a kind are not confirmations; nor is a kind that is not the first element,
+  // nor one in a push that is not directly the element (a message whose payload is "subscribe").
+  b.add("*1\r\n>2\r\n$10\r\nsubscribes\r\n:1\r\n>2\r\n$8\r\nsubscrib\r\n:1\r\n:7\r\n");
+  b.add("*1\r\n>2\r\n:1\r\n$9\r\nsubscribe\r\n:7\r\n");
+  b.add("*1\r\n>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$9\r\nsubscribe\r\n:7\r\n");
+  b.add("*2\r\n>0\r\n:1\r\n:2\r\n");
+  // A push within a push inside an aggregate: the inner one interrupts the outer one.
+  b.add("*1\r\n>2\r\n$7\r\nmessage\r\n>1\r\n$1\r\nx\r\n$1\r\ny\r\n:7\r\n");
+  // At the top, a push is a reply whatever it carries.
+  b.add(">2\r\n$3\r\nfoo\r\n:1\r\n");
+  checkEverySplit(b.bytes, b.expected);
 }
 
 TEST_CASE("reply framer: a 10 MB bulk fed in 1000 pieces") {
