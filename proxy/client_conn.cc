@@ -919,6 +919,7 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
                          backends::UpstreamConn* conn, SlotInterceptor* interceptor,
                          Loader* on_nil) {
   if (in_multi_ && d.effect != StateEffect::kExecOrDiscard) ++multi_queued_;
+  bool skipped = reply_mode_ == ReplyMode::kSkipNext;
   bool expect_reply = takeReplyExpected();
   if (d.effect == StateEffect::kClientReply && cmd.argv.size() == 3 && !in_multi_ &&
       !(inPubsub() && protocol_ == 2)) {
@@ -934,16 +935,22 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
       expect_reply = false;
     }
   }
-  if (d.effect == StateEffect::kSubscribe || d.effect == StateEffect::kUnsubscribe ||
-      d.effect == StateEffect::kReset) {
-    // Redis confirms (un)subscriptions even with replies switched off, and RESET switches
-    // them back on before it answers.
+  if (d.effect == StateEffect::kSubscribe || d.effect == StateEffect::kUnsubscribe) {
+    // Redis confirms (un)subscriptions even with replies switched off.
     expect_reply = true;
   }
   if (d.effect == StateEffect::kReset) {
-    // Requests after RESET are answered whatever the reply mode was: decide that now, not when
-    // the +RESET arrives.
+    // RESET switches replies back on before it answers, unless it is the request CLIENT REPLY
+    // SKIP silences. Requests after it are answered whatever the reply mode was: decide that
+    // now, not when the +RESET arrives.
+    expect_reply = !skipped;
     reply_mode_ = ReplyMode::kOn;
+    if (skipped) {
+      // No +RESET will say it ran; RESET cannot fail, and it is sent only once the replies in
+      // flight are in (it is one of readthru's own commands), so its effect is due now.
+      resetState();
+      conn->setProtocol(2);
+    }
   }
   if (d.effect == StateEffect::kSelect && in_multi_) {
     // Queued in a transaction, SELECT takes effect at EXEC: readthru stops tracking the db.

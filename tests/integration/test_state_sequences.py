@@ -20,6 +20,10 @@ SEQUENCES = [
     [("WATCH", "k"), ("UNWATCH",), ("RESET",), ("HELLO", "3"), ("GET", "k0")],
     [("MULTI",), ("MULTI",), ("SET", "a", "1"), ("EXEC",), ("GET", "a")],
     [("SELECT", "1"), ("MULTI",), ("SELECT", "0"), ("EXEC",), ("SET", "x", "1"), ("GET", "x")],
+    # The RESET that CLIENT REPLY SKIP silences still resets (readthru once waited for its reply).
+    [("CLIENT", "REPLY", "SKIP"), ("RESET",), ("CLIENT", "GETNAME")],
+    [("SET", "k", "v"), ("CLIENT", "REPLY", "SKIP"), ("RESET",), ("HELLO", "3"), ("GET", "k")],
+    [("SUBSCRIBE", "ch"), ("CLIENT", "REPLY", "SKIP"), ("RESET",), ("GET", "k")],
 ]
 
 
