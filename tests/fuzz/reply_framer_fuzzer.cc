@@ -7,7 +7,8 @@
 //   - boundaries and errors do not depend on the read size (fed whole, in reads, and for short
 //     streams byte by byte, agree);
 //   - wherever the stream holds strictly well-formed RESP2/RESP3 replies (checked by a small
-//     recursive parser below), the framer ends each reply exactly where that parser does, and
+//     recursive parser below, which also knows which pushes inside an aggregate are out of
+//     band), the framer ends each reply exactly where that parser does, and
 //     neither errors nor completes early on a well-formed but truncated reply.
 // The input is checked twice: as raw bytes, and as a recipe for a stream of mostly well-formed
 // nested replies (class Recipe), which random bytes alone reach too rarely.
@@ -92,8 +93,16 @@ class Strict {
 
   Strict(std::string_view s, int64_t max_length) : s_(s), max_length_(max_length) {}
 
-  // Reads one value at `*pos`, moving `*pos` past it on kOk.
-  Status value(size_t* pos) {
+  // Reads one value at `*pos`, moving `*pos` past it on kOk. `nested`: it is inside an
+  // aggregate. On kOk, `*element` tells whether it counts as an element there (a push inside an
+  // aggregate does only when its first element is a (un)subscribe kind, see reply_framer.h), and
+  // `*kind` whether it is a bulk string holding such a kind (after any attributes).
+  Status value(size_t* pos, bool nested = false, bool* element = nullptr, bool* kind = nullptr) {
+    bool unused_element = true, unused_kind = false;
+    if (element == nullptr) element = &unused_element;
+    if (kind == nullptr) kind = &unused_kind;
+    *element = true;
+    *kind = false;
     if (*pos >= s_.size()) return kIncomplete;
     char type = s_[*pos];
     size_t p = *pos + 1;
@@ -150,24 +159,40 @@ class Strict {
       if (s_[p + static_cast<size_t>(n)] != '\r' || s_[p + static_cast<size_t>(n) + 1] != '\n') {
         return kInvalid;
       }
+      *kind = type == '$' && isKind(s_.substr(p, static_cast<size_t>(n)));
       *pos = p + need;
       return kOk;
     }
     int64_t elements = (type == '%' || type == '|') ? 2 * n : n;
-    for (int64_t i = 0; i < elements; ++i) {
-      st = value(&p);
+    bool confirmation = false;
+    for (int64_t i = 0; i < elements;) {
+      bool counted = true, first_kind = false;
+      st = value(&p, true, &counted, &first_kind);
       if (st != kOk) return st;
+      if (!counted) continue;  // a push inside this aggregate, out of band
+      if (i == 0) confirmation = first_kind;
+      ++i;
     }
     if (type == '|') {
-      // An attribute annotates the value that follows it; together they are one value.
-      st = value(&p);
-      if (st != kOk) return st;
+      // An attribute annotates the value that follows it; together they are one value. Pushes
+      // out of band may come between them.
+      bool counted = false;
+      while (!counted) {
+        st = value(&p, nested, &counted, kind);
+        if (st != kOk) return st;
+      }
     }
+    if (type == '>' && nested) *element = confirmation;
     *pos = p;
     return kOk;
   }
 
  private:
+  static bool isKind(std::string_view v) {
+    return v == "subscribe" || v == "unsubscribe" || v == "psubscribe" || v == "punsubscribe" ||
+           v == "ssubscribe" || v == "sunsubscribe";
+  }
+
   // Reads a line body up to "\r\n" from `*pos`; CR or LF inside makes it invalid. On
   // kIncomplete, `*body` is the part of the body that is here.
   Status line(size_t* pos, std::string_view* body) {
@@ -261,7 +286,15 @@ class Recipe {
       out->push_back(type);
       *out += std::to_string(n) + "\r\n";
       size_t elements = (type == '%' || type == '|') ? 2 * n : n;
-      for (size_t i = 0; i < elements; ++i) value(out, depth + 1);
+      size_t i = 0;
+      if (type == '>' && n > 0 && next() % 2 == 0) {
+        // A push that confirms a (un)subscription: an element even inside an aggregate.
+        static const char* const kKinds[] = {"$9\r\nsubscribe\r\n", "$12\r\npunsubscribe\r\n",
+                                             "$10\r\nsubscribes\r\n"};
+        *out += kKinds[next() % 3];
+        ++i;
+      }
+      for (; i < elements; ++i) value(out, depth + 1);
       if (type == '|') value(out, depth + 1);  // the annotated value
     }
   }
