@@ -957,6 +957,7 @@ void ClientConn::forward(const resp::Command& cmd, const RouteDecision& d,
     sticky_ = true;
   }
   if (!expect_reply) {
+    noteSilencedEffect(d.effect);
     delete interceptor;
     ReplySlot* s = newSlot();
     s->done_ = true;
@@ -1188,6 +1189,37 @@ void ClientConn::applyEffect(ReplySlot* slot, bool failed) {
         resetState();
         if (pinned_ != nullptr) pinned_->setProtocol(2);
       }
+      break;
+    default:
+      break;
+  }
+}
+
+void ClientConn::noteSilencedEffect(StateEffect effect) {
+  // What Redis would have answered is not known, so the connection may hold state readthru did
+  // not see (a transaction, a WATCH, another db, MONITOR): it never serves another client. The
+  // client's own view follows what such a request does when it succeeds.
+  switch (effect) {
+    case StateEffect::kMulti:
+      // Refused only to a RESP2 subscriber, or inside a transaction (no change then).
+      if (!(inPubsub() && protocol_ == 2)) {
+        in_multi_ = true;
+        multi_queued_ = 0;
+      }
+      sticky_ = true;
+      break;
+    case StateEffect::kExecOrDiscard:
+      in_multi_ = multi_pubsub_ = watching_ = false;
+      sticky_ = true;
+      break;
+    case StateEffect::kWatch:
+    case StateEffect::kUnwatch:
+      if (!in_multi_) watching_ = effect == StateEffect::kWatch;
+      sticky_ = true;
+      break;
+    case StateEffect::kSelect:
+    case StateEffect::kMonitor:
+      sticky_ = true;
       break;
     default:
       break;

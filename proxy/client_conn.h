@@ -187,6 +187,9 @@ class ClientConn final : public backends::Flushable, public backends::UpstreamCo
   void resumeReading();
   size_t outputBytes() const;
   void applyEffect(ReplySlot* slot, bool failed);
+  // A request sent with its reply switched off (CLIENT REPLY OFF or SKIP): applyEffect() will
+  // never see what it did.
+  void noteSilencedEffect(StateEffect effect);
   void trackPubsub(std::string_view frame);
   // After an EXEC that ran queued (un)subscriptions: each confirmation among its elements.
   void trackPubsubInExec(std::string_view exec);

@@ -58,3 +58,33 @@ def test_shared_connections_keep_their_protocol_after_a_pinned_reset(proxy):
         r3.command("HELLO", "3")
         r3.send_command("GET", "missing")
         assert r3.read_raw_replies(1) == [b"_\r\n"]
+
+
+SILENCED = {
+    "MULTI after CLIENT REPLY SKIP": [("CLIENT", "REPLY", "SKIP"), ("MULTI",)],
+    "WATCH with replies off": [("CLIENT", "REPLY", "OFF"), ("WATCH", "k"), ("CLIENT", "REPLY", "ON")],
+    "SELECT with replies off": [("CLIENT", "REPLY", "OFF"), ("SELECT", "5"), ("CLIENT", "REPLY", "ON")],
+}
+
+
+@pytest.mark.parametrize("commands", SILENCED.values(), ids=SILENCED.keys())
+def test_a_silenced_state_change_stays_with_its_connection(make_stack, commands):
+    # readthru learns a transaction, a WATCH or a db from Redis's reply; without one, the
+    # dedicated connection must not go back to the pool for the next client that pins (a
+    # private stack: its pool holds no other idle connection).
+    stack = make_stack()
+    proxy, direct_r = stack.endpoint, stack.direct.client()
+    direct_r.set("k", "v1")
+    with proxy.raw(timeout=5) as a:
+        for cmd in commands + [("PING", "mark")]:
+            a.send_command(*cmd)
+        # CLIENT REPLY ON's +OK, then PING's reply (queued, after a silenced MULTI).
+        replies = [a.read_reply()]
+        if replies[0] == b"OK":
+            replies.append(a.read_reply())
+        assert replies[-1] in (b"mark", b"QUEUED"), replies
+    direct_r.set("k", "v2")  # would fail an EXEC watching k
+    with proxy.raw(timeout=5) as b:
+        assert b.command("MULTI") == b"OK"
+        assert b.command("GET", "k") == b"QUEUED"
+        assert b.command("EXEC") == [b"v2"]
