@@ -6,12 +6,12 @@
 // hiredis 0.14's reader stops at 7 levels (COMMAND DOCS has 13) and knows no RESP3; this scanner
 // keeps an explicit stack instead of recursion.
 //
-// A push is out of band wherever it appears, with one exception. Redis 7.0 writes the messages
-// a transaction publishes to its own subscriber in the middle of EXEC's array, where they are
-// not elements; but a SUBSCRIBE or UNSUBSCRIBE run by EXEC answers with a push that is its
-// element. So a push inside an aggregate counts as an element only when it is such a
-// confirmation (its first element is "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
-// "ssubscribe" or "sunsubscribe").
+// A push at the top is a reply of its own; inside an aggregate it is out of band, with one
+// exception. Redis 7.0 writes the messages a transaction publishes to its own subscriber in the
+// middle of EXEC's array, where they are not elements; but a SUBSCRIBE or UNSUBSCRIBE run by EXEC
+// answers with a push that is its element. So a push inside an aggregate counts as an element
+// only when it is such a confirmation (its first element is "subscribe", "unsubscribe",
+// "psubscribe", "punsubscribe", "ssubscribe" or "sunsubscribe").
 
 #include <cstddef>
 #include <cstdint>
