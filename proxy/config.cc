@@ -464,9 +464,13 @@ class ConfigReader {
         return;
       }
       if (l.refresh_ahead > 0 && l.ttl_ms == 0) {
-        fail(t.get("refresh_ahead")->source(),
-             "'refresh_ahead' needs a 'ttl' (a value without expiry never needs a reload)");
-        return;
+        if (t.get("refresh_ahead") == nullptr) {
+          l.refresh_ahead = 0;  // the default: a value without expiry never needs a reload
+        } else {
+          fail(t.get("refresh_ahead")->source(),
+               "'refresh_ahead' needs a 'ttl' (a value without expiry never needs a reload)");
+          return;
+        }
       }
     }
     context_.clear();

@@ -51,9 +51,11 @@ struct LoaderConfig {
   uint64_t jitter_ms = 0;                // the stored TTL is uniform in ttl +/- jitter
   uint64_t negative_ttl_ms = 30 * 1000;  // 0: absent rows are not remembered
   uint64_t timeout_ms = 2000;            // from when the load is queued
-  // Refresh-ahead (loaders with a TTL): once less than this fraction of a value's TTL is left,
-  // the next read that hits it reloads it in the background. 0: off.
-  double refresh_ahead = 0;
+  // Refresh-ahead: once less than this fraction of a value's TTL is left, the next read that
+  // hits it reloads it in the background. 0: off. On by default, so a hot key's readers never
+  // wait for its load; 0 for a loader without a TTL unless set (then it is a config error).
+  static constexpr double kDefaultRefreshAhead = 0.05;
+  double refresh_ahead = kDefaultRefreshAhead;
 };
 
 enum class WriteMode : uint8_t {

@@ -167,7 +167,7 @@ SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::Co
     if (l != nullptr && l->isHash() == hash) first = i, first_loader = l;
   }
   if (first_loader == nullptr) return nullptr;
-  if (op == Op::kGet && on_nil != nullptr && first_loader->config().refresh_ahead == 0) {
+  if (op == Op::kGet && on_nil != nullptr && !refreshWouldStart(first_loader, argv[1])) {
     *on_nil = first_loader;
     return nullptr;
   }
@@ -455,12 +455,7 @@ void ReadThrough::fill(Flight* f) {
     ++f->loader->stats().fills;
   }
   if (f->loader->config().refresh_ahead > 0) {
-    constexpr size_t kMaxTracked = 100000;
-    uint64_t due = uv_now(loop_) + static_cast<uint64_t>(static_cast<double>(ttl) *
-                                                         (1.0 - f->loader->config().refresh_ahead));
-    if (refresh_at_.size() < kMaxTracked || refresh_at_.count(f->key) > 0) {
-      refresh_at_[f->key] = due;
-    }
+    trackRefresh(f->key, ttl, f->loader->config().refresh_ahead);
   }
   f->filling = true;
   conn->send(request, new FillTarget(this, f));
@@ -512,10 +507,45 @@ void ReadThrough::forgetRefresh(std::string_view key) {
   }
 }
 
+void ReadThrough::trackRefresh(std::string_view key, uint64_t ttl_ms, double fraction) {
+  uint64_t now = uv_now(loop_);
+  RefreshTimes times{now + static_cast<uint64_t>(static_cast<double>(ttl_ms) * (1.0 - fraction)),
+                     now + ttl_ms};
+  auto it = refresh_at_.find(key);
+  if (it != refresh_at_.end()) {
+    it->second = times;
+    return;
+  }
+  if (refresh_at_.size() >= kMaxRefreshTracked) {
+    if (now < refresh_sweep_after_) return;
+    refresh_sweep_after_ = now + 1000;
+    std::erase_if(refresh_at_, [now](const auto& e) { return e.second.expires <= now; });
+    if (refresh_at_.size() >= kMaxRefreshTracked) return;
+  }
+  refresh_at_.emplace(key, times);
+}
+
+bool ReadThrough::refreshWouldStart(const Loader* loader, std::string_view key) const {
+  if (loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return false;
+  auto it = refresh_at_.find(key);
+  if (it == refresh_at_.end()) return false;
+  uint64_t now = uv_now(loop_);
+  return now >= it->second.due && now < it->second.expires;
+}
+
 bool ReadThrough::refreshDue(std::string_view key) {
   auto it = refresh_at_.find(key);
-  if (it == refresh_at_.end() || uv_now(loop_) < it->second) return false;
-  refresh_at_.erase(it);  // one refresh per fill; the refresh's own fill schedules the next
+  if (it == refresh_at_.end()) return false;
+  uint64_t now = uv_now(loop_);
+  if (now < it->second.due) return false;
+  if (now >= it->second.expires) {
+    // Not the value this process filled: that one has run out (the refresh would decline it).
+    refresh_at_.erase(it);
+    return false;
+  }
+  // One refresh per fill; the refresh's own fill schedules the next. The entry stays, so a
+  // refreshed key keeps its place in a full table.
+  it->second.due = kRefreshing;
   return flights_.find(key) == nullptr;
 }
 

@@ -52,9 +52,9 @@ class ReadThrough {
   // For GET, MGET (string and json loaders) and HGET, HMGET, HGETALL (hash loaders) with at
   // least one key a loader serves: the interceptor for the command's slot. nullptr otherwise.
   // `protocol` is the client's, for the reply readthru may write in Redis's place.
-  // A GET of a key whose loader has no refresh_ahead is not intercepted when `on_nil` is given:
+  // A GET is not intercepted when `on_nil` is given, unless its key is due for refresh-ahead:
   // *on_nil is set to the loader instead, and the reply's slot asks interceptNil() only if Redis
-  // answers nil, so a hit costs no more than forwarding.
+  // answers nil, so a hit costs no more than forwarding and a look-up.
   SlotInterceptor* intercept(const resp::Command& cmd, const resp::CommandInfo* info, int protocol,
                              Loader** on_nil = nullptr);
   // The interceptor for a GET of `key` whose reply was nil (nullptr once closed). `registry`
@@ -124,7 +124,10 @@ class ReadThrough {
   void onFilled(Flight* f);
   void release(Flight* f);  // frees `f` once nothing refers to it
   void forgetRefresh(std::string_view key);
+  // Whether a hit on `key` now would start its reload (without starting it).
+  bool refreshWouldStart(const Loader* loader, std::string_view key) const;
   bool refreshDue(std::string_view key);
+  void trackRefresh(std::string_view key, uint64_t ttl_ms, double fraction);
   void onSnapshot(SnapshotTarget* t);
   void encodeRefresh(const Flight* f, uint64_t ttl, std::string* out) const;
   void supersede(Flight* f);
@@ -145,13 +148,22 @@ class ReadThrough {
   std::mt19937_64 rng_;
   uint64_t fill_seq_ = 0;                   // spreads fills over the shared connections
   std::vector<ReadThroughRequest*> spare_;  // finished requests, reused by intercept()
-  // Refresh-ahead: when this process's fills of refresh_ahead keys become due for a reload
-  // (loop ms). Bounded; a key not tracked just expires and is loaded on its next miss.
+  // Refresh-ahead: this process's fills of refresh_ahead keys, with when a hit starts the key's
+  // reload and when the filled value runs out (loop ms). At most kMaxRefreshTracked keys; a
+  // full table drops the entries of values that have run out, at most once a second; a key not
+  // tracked just expires and is loaded on its next miss.
+  struct RefreshTimes {
+    uint64_t due;      // kRefreshing once its reload has started
+    uint64_t expires;  // the filled value's expiry
+  };
+  static constexpr size_t kMaxRefreshTracked = 100000;
+  static constexpr uint64_t kRefreshing = UINT64_MAX;
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> refresh_at_;
+  std::unordered_map<std::string, RefreshTimes, Hash, std::equal_to<>> refresh_at_;
+  uint64_t refresh_sweep_after_ = 0;  // loop ms
   // Hash refreshes waiting for their HGETALL: key -> the snapshot's number. A write through
   // readthru drops the key, and the snapshot is then ignored when it comes.
   std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> snapshots_;

@@ -63,8 +63,8 @@ class ReplySlot final : public backends::ReplyTarget {
   bool streamed_ = false;  // part of the reply already went to the client's output
   bool held_ = false;      // an interceptor has the whole reply and decides what the client gets
   SlotInterceptor* interceptor_ = nullptr;  // sees the reply before the client (owned by itself)
-  // A GET of a key a loader serves (one without refresh_ahead), not intercepted up front so that
-  // a hit costs what forwarding costs: the reply streams as usual unless its first bytes are a
+  // A GET of a key a loader serves (and not due for refresh-ahead), not intercepted up front so
+  // that a hit costs what forwarding costs: the reply streams as usual unless its first bytes are a
   // nil, which hands the slot to read-through (ClientConn::interceptNil) before any byte of it
   // reaches the client.
   Loader* nil_loader_ = nullptr;

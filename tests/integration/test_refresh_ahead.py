@@ -79,6 +79,81 @@ def test_a_hot_key_is_reloaded_before_it_expires_by_mget_and_get_hits(tmp_path):
         ls.stop()
 
 
+def get_in_last_ms(r, direct, key: str, left_ms: int):
+    """GET `key` through readthru once Redis's clock gives it at most `left_ms` to live."""
+    wait_for(lambda: 0 < direct.pttl(key) <= left_ms, 30, f"{key} to have {left_ms} ms left",
+             interval=0.005)
+    return r.get(key)
+
+
+def test_refresh_ahead_is_on_by_default_and_zero_turns_it_off(tmp_path):
+    # Two loaders over one table, neither naming refresh_ahead but "off" setting it to 0. A TTL of
+    # 6s: the default 0.05 leaves a 300 ms window, and a GET sent with 250 ms left is in it.
+    ttl = "6s"
+    query = "SELECT name FROM users WHERE id = :id"
+    ls = LoaderStack(tmp_path, db_script=SCHEMA, loaders=[
+        Loader("on", "on:{id:int}", query, ttl=ttl),
+        Loader("off", "off:{id:int}", query, ttl=ttl, extra={"refresh_ahead": 0})])
+    try:
+        r = ls.endpoint.client()
+        direct = ls.direct.client()
+        assert r.get("on:1") == b"ann" and r.get("off:1") == b"ann"
+        db_execute(ls.db_path, "UPDATE users SET name = 'ann2' WHERE id = 1")
+        # A second before expiry is not yet in the window: nothing is reloaded.
+        assert get_in_last_ms(r, direct, "on:1", 1000) == b"ann"
+        assert ls.loader_stats("on")["refreshes"] == 0
+        # In the window, the default loader's hit answers the cached value and reloads it.
+        assert get_in_last_ms(r, direct, "on:1", 250) == b"ann"
+        wait_for(lambda: direct.get("on:1") == b"ann2", 5, "the refreshed value in Redis")
+        assert direct.pttl("on:1") > 4000  # a fresh TTL
+        stats = ls.loader_stats("on")
+        assert stats["refreshes"] == 1 and stats["loads"] == 2 and stats["misses"] == 1, stats
+        # refresh_ahead = 0: the same hit reloads nothing; the key expires and the next read
+        # misses and waits for its load.
+        assert get_in_last_ms(r, direct, "off:1", 250) == b"ann"
+        wait_for(lambda: direct.exists("off:1") == 0, 5, "off:1 to expire")
+        stats = ls.loader_stats("off")
+        assert stats["refreshes"] == 0 and stats["loads"] == 1, stats
+        assert r.get("off:1") == b"ann2"
+        stats = ls.loader_stats("off")
+        assert stats["misses"] == 2 and stats["loads"] == 2, stats
+        r.close()
+        direct.close()
+    finally:
+        ls.stop()
+
+
+def test_a_full_refresh_table_makes_room_by_dropping_values_that_ran_out(tmp_path):
+    # readthru remembers at most 100,000 fills for refresh-ahead. Fill that many with a 2s TTL;
+    # once they have run out, a new fill must still be tracked (and so refreshed), which it is
+    # only if the full table drops the entries of values that ran out.
+    schema = SCHEMA + """
+    CREATE TABLE many(id INTEGER PRIMARY KEY, v TEXT);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+    INSERT INTO many SELECT i, 'v' || i FROM n;
+    """
+    ls = LoaderStack(tmp_path, db_script=schema, loaders=[
+        Loader("m", "m:{id:int}", "SELECT v FROM many WHERE id = :id", ttl="2s", timeout="30s"),
+        Loader("u", "u:{id:int}", "SELECT name FROM users WHERE id = :id", ttl="6s")])
+    try:
+        r = ls.endpoint.client()
+        direct = ls.direct.client()
+        for start in range(1, 100001, 500):  # within the backend's queue of 1024
+            keys = [f"m:{i}" for i in range(start, start + 500)]
+            assert r.mget(keys) == [f"v{i}".encode() for i in range(start, start + 500)]
+        wait_for(lambda: ls.loader_stats("m")["fills"] == 100000, 30, "the 100,000 fills")
+        wait_for(lambda: direct.dbsize() == 0, 30, "the 100,000 values to expire", interval=0.2)
+        assert r.get("u:1") == b"ann"
+        db_execute(ls.db_path, "UPDATE users SET name = 'ann2' WHERE id = 1")
+        assert get_in_last_ms(r, direct, "u:1", 250) == b"ann"
+        wait_for(lambda: direct.get("u:1") == b"ann2", 5, "the refreshed value in Redis")
+        assert ls.loader_stats("u")["refreshes"] == 1
+        r.close()
+        direct.close()
+    finally:
+        ls.stop()
+
+
 def test_a_refresh_never_overwrites_a_newer_write(tmp_path):
     ls = LoaderStack(tmp_path, db_script=SCHEMA, loaders=[
         Loader("u", "u:{id:int}", "SELECT name FROM users WHERE id = :id", ttl="2s",
@@ -226,7 +301,11 @@ def test_refresh_ahead_needs_a_ttl_and_a_fraction_below_one(tmp_path):
                                   ({"refresh_ahead": 1.0}, "1h", None, False),
                                   ({"refresh_ahead": -0.1}, "1h", None, False),
                                   ({"refresh_ahead": 0.5}, "1h", "hash", True),
-                                  ({"refresh_ahead": 0.5}, "1h", "json", True)):
+                                  ({"refresh_ahead": 0.5}, "1h", "json", True),
+                                  # the default is on, and off for a value without expiry
+                                  ({}, "0s", None, True),
+                                  ({}, "0s", "hash", True),
+                                  ({"refresh_ahead": 0}, "0s", None, True)):
         ls = None
         conf = tmp_path / f"c{len(list(tmp_path.iterdir()))}.toml"
         db = tmp_path / "app.db"

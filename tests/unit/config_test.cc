@@ -182,6 +182,28 @@ TEST_CASE("config: [metrics] is off by default and with listen = \"\"") {
   }
 }
 
+TEST_CASE("config: refresh-ahead is on by default, and off for a loader without a TTL") {
+  TempDir dir;
+  const std::string head =
+      "[backends.main]\nkind = \"sqlite\"\npath = \"app.db\"\n\n[[loaders]]\nname = \"u\"\n"
+      "key = \"u:{id}\"\nbackend = \"main\"\nquery = \"SELECT 1\"\n";
+  struct Case {
+    std::string_view extra;
+    double refresh_ahead;
+  };
+  for (const Case& c : {Case{"", LoaderConfig::kDefaultRefreshAhead}, Case{"ttl = \"0s\"\n", 0},
+                        Case{"refresh_ahead = 0\n", 0}, Case{"refresh_ahead = 0.3\n", 0.3}}) {
+    CAPTURE(c.extra);
+    Config config;
+    std::string error;
+    REQUIRE_MESSAGE(
+        loadConfigFile(dir.write("r.toml", head + std::string(c.extra)), &config, &error), error);
+    REQUIRE(config.loaders.size() == 1);
+    CHECK(config.loaders[0].refresh_ahead == c.refresh_ahead);
+  }
+  CHECK(LoaderConfig::kDefaultRefreshAhead == 0.05);
+}
+
 TEST_CASE("config: [upstream] tls keys; the files are read only with tls = true") {
   TempDir dir;
   std::string text = R"([upstream]
