@@ -167,7 +167,8 @@ SlotInterceptor* ReadThrough::intercept(const resp::Command& cmd, const resp::Co
     if (l != nullptr && l->isHash() == hash) first = i, first_loader = l;
   }
   if (first_loader == nullptr) return nullptr;
-  if (op == Op::kGet && on_nil != nullptr && !refreshWouldStart(first_loader, argv[1])) {
+  if (op == Op::kGet && on_nil != nullptr &&
+      !(first_loader->config().refresh_ahead > 0 && refresh_.due(argv[1], uv_now(loop_)))) {
     *on_nil = first_loader;
     return nullptr;
   }
@@ -251,7 +252,7 @@ void ReadThrough::noteWrite(const std::vector<std::string_view>& argv,
   auto touch = [this](std::string_view key) { noteKeyWritten(key); };
   if (info == k.flushall || info == k.flushdb || info == k.swapdb) {
     negative_.clear();
-    refresh_at_.clear();
+    refresh_.clear();
     snapshots_.clear();
     std::vector<Flight*> all;
     flights_.forEach([&all](Flight* f) { all.push_back(f); });
@@ -455,7 +456,7 @@ void ReadThrough::fill(Flight* f) {
     ++f->loader->stats().fills;
   }
   if (f->loader->config().refresh_ahead > 0) {
-    trackRefresh(f->key, ttl, f->loader->config().refresh_ahead);
+    refresh_.track(f->key, uv_now(loop_), ttl, f->loader->config().refresh_ahead);
   }
   f->filling = true;
   conn->send(request, new FillTarget(this, f));
@@ -497,61 +498,20 @@ void ReadThrough::encodeRefresh(const Flight* f, uint64_t ttl, std::string* out)
 }
 
 void ReadThrough::forgetRefresh(std::string_view key) {
-  if (!refresh_at_.empty()) {
-    auto it = refresh_at_.find(key);
-    if (it != refresh_at_.end()) refresh_at_.erase(it);
-  }
+  refresh_.forget(key);
   if (!snapshots_.empty()) {
     auto it = snapshots_.find(key);
     if (it != snapshots_.end()) snapshots_.erase(it);
   }
 }
 
-void ReadThrough::trackRefresh(std::string_view key, uint64_t ttl_ms, double fraction) {
-  uint64_t now = uv_now(loop_);
-  RefreshTimes times{now + static_cast<uint64_t>(static_cast<double>(ttl_ms) * (1.0 - fraction)),
-                     now + ttl_ms};
-  auto it = refresh_at_.find(key);
-  if (it != refresh_at_.end()) {
-    it->second = times;
-    return;
-  }
-  if (refresh_at_.size() >= kMaxRefreshTracked) {
-    if (now < refresh_sweep_after_) return;
-    refresh_sweep_after_ = now + 1000;
-    std::erase_if(refresh_at_, [now](const auto& e) { return e.second.expires <= now; });
-    if (refresh_at_.size() >= kMaxRefreshTracked) return;
-  }
-  refresh_at_.emplace(key, times);
-}
-
-bool ReadThrough::refreshWouldStart(const Loader* loader, std::string_view key) const {
-  if (loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return false;
-  auto it = refresh_at_.find(key);
-  if (it == refresh_at_.end()) return false;
-  uint64_t now = uv_now(loop_);
-  return now >= it->second.due && now < it->second.expires;
-}
-
 bool ReadThrough::refreshDue(std::string_view key) {
-  auto it = refresh_at_.find(key);
-  if (it == refresh_at_.end()) return false;
-  uint64_t now = uv_now(loop_);
-  if (now < it->second.due) return false;
-  if (now >= it->second.expires) {
-    // Not the value this process filled: that one has run out (the refresh would decline it).
-    refresh_at_.erase(it);
-    return false;
-  }
-  // One refresh per fill; the refresh's own fill schedules the next. The entry stays, so a
-  // refreshed key keeps its place in a full table.
-  it->second.due = kRefreshing;
-  return flights_.find(key) == nullptr;
+  return refresh_.claim(key, uv_now(loop_)) && flights_.find(key) == nullptr;
 }
 
 void ReadThrough::hit(const RegistryRef& registry, Loader* loader, std::string_view key,
                       std::string_view value) {
-  if (closed_ || loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return;
+  if (closed_ || loader->config().refresh_ahead <= 0 || refresh_.empty()) return;
   if (!refreshDue(key)) return;
   Flight* f = newFlight(registry, loader, key);
   f->refresh = true;
@@ -560,7 +520,7 @@ void ReadThrough::hit(const RegistryRef& registry, Loader* loader, std::string_v
 }
 
 void ReadThrough::hashHit(const RegistryRef& registry, Loader* loader, std::string_view key) {
-  if (closed_ || loader->config().refresh_ahead <= 0 || refresh_at_.empty()) return;
+  if (closed_ || loader->config().refresh_ahead <= 0 || refresh_.empty()) return;
   if (!refreshDue(key) || snapshots_.count(key) > 0) return;
   backends::UpstreamConn* conn = pool_->shared(fill_seq_++, 2);
   if (conn == nullptr) return;  // it expires and is loaded on its next miss

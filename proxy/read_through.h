@@ -28,6 +28,7 @@
 #include "proxy/cache_registry.h"
 #include "proxy/config.h"
 #include "proxy/negative_cache.h"
+#include "proxy/refresh_table.h"
 #include "proxy/single_flight.h"
 #include "proxy/slot_interceptor.h"
 #include "proxy/slowlog.h"
@@ -70,7 +71,7 @@ class ReadThrough {
   // Whether writes need to be reported at all (a load in flight, an absent key remembered, a key
   // due for refresh-ahead).
   bool watchingWrites() const {
-    return !flights_.empty() || !negative_.empty() || !refresh_at_.empty() || !snapshots_.empty();
+    return !flights_.empty() || !negative_.empty() || !refresh_.empty() || !snapshots_.empty();
   }
   // A write through readthru (a command with the write flag, on db 0): loads of its keys in
   // flight are superseded and the keys are no longer remembered as absent. FLUSHALL, FLUSHDB and
@@ -124,10 +125,7 @@ class ReadThrough {
   void onFilled(Flight* f);
   void release(Flight* f);  // frees `f` once nothing refers to it
   void forgetRefresh(std::string_view key);
-  // Whether a hit on `key` now would start its reload (without starting it).
-  bool refreshWouldStart(const Loader* loader, std::string_view key) const;
   bool refreshDue(std::string_view key);
-  void trackRefresh(std::string_view key, uint64_t ttl_ms, double fraction);
   void onSnapshot(SnapshotTarget* t);
   void encodeRefresh(const Flight* f, uint64_t ttl, std::string* out) const;
   void supersede(Flight* f);
@@ -148,22 +146,14 @@ class ReadThrough {
   std::mt19937_64 rng_;
   uint64_t fill_seq_ = 0;                   // spreads fills over the shared connections
   std::vector<ReadThroughRequest*> spare_;  // finished requests, reused by intercept()
-  // Refresh-ahead: this process's fills of refresh_ahead keys, with when a hit starts the key's
-  // reload and when the filled value runs out (loop ms). At most kMaxRefreshTracked keys; a
-  // full table drops the entries of values that have run out, at most once a second; a key not
-  // tracked just expires and is loaded on its next miss.
-  struct RefreshTimes {
-    uint64_t due;      // kRefreshing once its reload has started
-    uint64_t expires;  // the filled value's expiry
-  };
+  // Refresh-ahead: this process's fills of refresh_ahead keys, and which are due now. Bounded;
+  // a key not tracked just expires and is loaded on its next miss.
   static constexpr size_t kMaxRefreshTracked = 100000;
-  static constexpr uint64_t kRefreshing = UINT64_MAX;
+  RefreshTable refresh_{kMaxRefreshTracked};
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  std::unordered_map<std::string, RefreshTimes, Hash, std::equal_to<>> refresh_at_;
-  uint64_t refresh_sweep_after_ = 0;  // loop ms
   // Hash refreshes waiting for their HGETALL: key -> the snapshot's number. A write through
   // readthru drops the key, and the snapshot is then ignored when it comes.
   std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> snapshots_;
