@@ -69,6 +69,17 @@ def le(v):
     return "-" if v is None else ("> 5000" if v == float("inf") else "<= %g" % v)
 
 
+def refreshed(rs):
+    """whether a side's keys were refreshed rather than expired (fewer expiries than half the TTL
+    periods): its loads then count per TTL period, and loads per expiry mean nothing"""
+    return med([r["expiries"] for r in rs]) < 0.5 * med(
+        [r["keys"] * r["duration_s"] * 1000 / r["ttl_ms"] for r in rs])
+
+
+def per_expiry(r, refreshed_side):
+    return "-" if refreshed_side else "%.3f" % r["loads_per_key_expiry"]
+
+
 def stampede(recs, cal_ms, cal_min=None):
     runs = [r for r in recs if r["bench"] == "stampede"]
     for think in sorted({r.get("think_us", 0) for r in runs}):
@@ -94,33 +105,32 @@ def stampede_group(runs, cal_ms, cal_min):
         print("Loader query: %.1f ms measured alone at start (median of 7; minimum %s ms)." % (
             cal_ms, fmt(cal_min, ".1f")))
     rt = by_mode.get("readthru", [])
-    if rt:
-        def load_ms(f):
-            v = med([r.get(f) for r in rt])
-            return fmt(None if v is None else v / 1000, ".1f")
-        print("readthru's loader time under this load, queueing included (READTHRU STATS "
-              "histogram, the run's loads; median over runs): p50 %s ms, p99 %s ms; "
-              "largest of readthru's life: %s ms." % (
-                  le(med_hi([hist_pct(r, 0.5) for r in rt])),
-                  le(med_hi([hist_pct(r, 0.99) for r in rt])),
-                  load_ms("rt_load_max_us")))
+    for mode in ("readthru", "single"):
+        rs = by_mode.get(mode)
+        if not rs:
+            continue
+        print("%s: loader time under this load, queueing included (READTHRU STATS "
+              "histogram, the run's loads; median over runs): p50 %s ms, p99 %s ms." % (
+                  "readthru" if mode == "readthru" else "Single-flight alone",
+                  le(med_hi([hist_pct(r, 0.5) for r in rs])),
+                  le(med_hi([hist_pct(r, 0.99) for r in rs]))))
     print()
     hdr = ["side", "loads/key/expiry", "loads", "expiries", "loads/key/(T/ttl)", "GETs/s",
            "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "runs"]
     rows = []
-    fractions = sorted({r.get("refresh_ahead", 0.2) for r in by_mode.get("refresh", [])})
+    fractions = sorted({str(r.get("refresh_ahead", "default")) for r in rt})
     nices = sorted({r.get("worker_nice", -10) for r in by_mode.get("niced", [])})
-    labels = {"readthru": "readthru",
-              "refresh": "readthru + refresh_ahead " + "/".join("%g" % f for f in fractions),
-              "niced": "readthru, workers at nice " + "/".join("%d" % n for n in nices),
+    labels = {"readthru": "readthru (refresh_ahead %s)" % "/".join(fractions),
+              "single": "readthru, refresh_ahead = 0 (single-flight alone)",
+              "niced": "single-flight alone, workers at nice " + "/".join("%d" % n for n in nices),
               "recipe": "recipe (lock + 100 ms retry)"}
-    for mode in ("readthru", "refresh", "niced", "recipe"):
+    for mode in ("readthru", "single", "niced", "recipe"):
         rs = by_mode.get(mode)
         if not rs:
             continue
         rows.append([
             labels[mode],
-            fmt(med([r["loads_per_key_expiry"] for r in rs]), ".3f"),
+            "-" if refreshed(rs) else fmt(med([r["loads_per_key_expiry"] for r in rs]), ".3f"),
             fmt(med([r["loads"] for r in rs]), ".0f"),
             fmt(med([r["expiries"] for r in rs]), ".0f"),
             fmt(med([r["loads_per_key_per_ttl"] for r in rs]), ".3f"),
@@ -134,9 +144,9 @@ def stampede_group(runs, cal_ms, cal_min):
         ])
     print(table(hdr, rows))
     print()
-    if by_mode.get("refresh"):
-        print("With refresh_ahead the hot keys are reloaded before they expire, so few expire at "
-              "all: compare its loads with loads/key/(T/ttl), reloads per key per TTL period.")
+    if rt:
+        print("With refresh-ahead (readthru's default) the hot keys are reloaded before they "
+              "expire, so few expire at all: its loads count per TTL period, loads/key/(T/ttl).")
     print("loads/key/expiry = database loads in the window / keys that expired in Redis in it "
           "(INFO expired_keys delta); loads/key/(T/ttl) divides by keys x duration / 5 s instead. "
           "Loads: READTHRU STATS loads delta (readthru), queries the clients ran (recipe). "
@@ -154,7 +164,8 @@ def stampede_group(runs, cal_ms, cal_min):
             a, b = a[0], b[0]
             ratio = a["p999_ms"] / b["p999_ms"] if b["p999_ms"] else None
             ratios.append(ratio)
-            rows.append([rd, "%.3f / %.3f" % (a["loads_per_key_expiry"], b["loads_per_key_expiry"]),
+            rows.append([rd, "%s / %s" % (per_expiry(a, refreshed(rt)),
+                                          per_expiry(b, refreshed(by_mode["recipe"]))),
                          "%.1f / %.1f" % (a["p999_ms"], b["p999_ms"]),
                          "%.1f / %.1f" % (a["max_ms"], b["max_ms"]),
                          "%.0f / %.0f" % (a["ops_per_s"], b["ops_per_s"]), fmt(ratio, ".3f"),
@@ -167,31 +178,23 @@ def stampede_group(runs, cal_ms, cal_min):
         print()
     # targets
     checks = []
-    if rt:
-        lk = med([r["loads_per_key_expiry"] for r in rt])
-        p999 = med([r["p999_ms"] for r in rt])
-        checks.append("readthru loads/key/expiry %s <= %.2f: %s" % (
-            fmt(lk, ".3f"), RT_LOADS_MAX, yes(lk <= RT_LOADS_MAX if lk is not None else None)))
+    for mode in ("readthru", "single", "niced"):
+        rs = by_mode.get(mode)
+        if not rs:
+            continue
+        per_ttl = refreshed(rs)
+        lk = med([r["loads_per_key_per_ttl" if per_ttl else "loads_per_key_expiry"] for r in rs])
+        p999 = med([r["p999_ms"] for r in rs])
+        line = "%s: loads/key/%s %s <= %.2f: %s" % (
+            labels[mode], "(T/ttl)" if per_ttl else "expiry", fmt(lk, ".3f"), RT_LOADS_MAX,
+            yes(lk <= RT_LOADS_MAX if lk is not None else None))
         if cal_ms:
-            checks.append("readthru p99.9 %s ms < %.0fx loader time (%.1f ms alone -> %.1f ms): %s" % (
+            line += "; p99.9 %s ms < %.0fx loader time (%.1f ms alone -> %.1f ms): %s" % (
                 fmt(p999, ".1f"), RT_P999_LOADER_FACTOR, cal_ms, RT_P999_LOADER_FACTOR * cal_ms,
-                yes(p999 < RT_P999_LOADER_FACTOR * cal_ms if p999 is not None else None)))
-        lp50 = med_hi([hist_pct(r, 0.5) for r in rt])
-        if lp50 and lp50 != float("inf"):
-            checks.append("readthru p99.9 %s ms against 3x loader p50 under this load "
-                          "(bucket %s ms -> up to %.0f ms): %s" % (
-                              fmt(p999, ".1f"), le(lp50), RT_P999_LOADER_FACTOR * lp50,
-                              yes(p999 < RT_P999_LOADER_FACTOR * lp50 if p999 is not None else None)))
-    nc = by_mode.get("niced")
-    if nc and cal_ms:
-        lk = med([r["loads_per_key_expiry"] for r in nc])
-        p999 = med([r["p999_ms"] for r in nc])
-        checks.append("readthru with its workers at nice %s: loads/key/expiry %s <= %.2f: %s; "
-                      "p99.9 %s ms < %.1f ms: %s" % (
-                          "/".join("%d" % n for n in nices), fmt(lk, ".3f"), RT_LOADS_MAX,
-                          yes(lk <= RT_LOADS_MAX if lk is not None else None), fmt(p999, ".1f"),
-                          RT_P999_LOADER_FACTOR * cal_ms,
-                          yes(p999 < RT_P999_LOADER_FACTOR * cal_ms if p999 is not None else None)))
+                yes(p999 < RT_P999_LOADER_FACTOR * cal_ms if p999 is not None else None))
+            line += " (by round: %s)" % ", ".join("%.1f" % r["p999_ms"] for r in
+                                                  sorted(rs, key=lambda r: r["round"]))
+        checks.append(line)
     rc = by_mode.get("recipe")
     if rc:
         checks.append("recipe (reference): loads/key/expiry %s, p99.9 %s ms" % (

@@ -6,7 +6,8 @@
 #   stampede  --clients (200) threads GET 100 hot keys hot:1..hot:100 for --duration seconds;
 #             the loader query is a ~20 ms recursive CTE (calibrated at start), ttl 5s, jitter 1s,
 #             timeout 5s (the recipe's lock lifetime), backend workers 2. readthru (plain GETs
-#             through readthru) against the recipe (cache-aside on redis-server with
+#             through readthru, the loader's defaults: refresh-ahead on), readthru with
+#             refresh_ahead = 0 (single-flight alone) against the recipe (cache-aside on redis-server with
 #             SET lock:<key> 1 NX EX 5 and a 100 ms sleep-and-retry; the lock holder runs the
 #             query itself). Every key is fetched once before the timed window. Prints database
 #             loads per key per expiry (expiries = redis-server's expired_keys delta over the
@@ -38,10 +39,11 @@
 #                         the 200 client threads otherwise take CPU from readthru's backend
 #                         workers; with N > 0 the clients yield, as if they were on other hosts
 #                         (the recipe's own queries run in the clients, so they yield too)
-#   --refresh-ahead F     stampede: the refresh-ahead side's refresh_ahead (default 0.2). A key
-#                         is reloaded about once per (1 - F) of its TTL, so F also sets the extra
-#                         loads; the reload has F x ttl to finish before the key would expire
-#   --worker-nice N       stampede: a fourth side, plain single-flight on a backend whose workers
+#   --refresh-ahead F     stampede: the readthru side's refresh_ahead (default: readthru's own
+#                         default, 0.05). A key is reloaded about once per (1 - F) of its TTL, so
+#                         F also sets the extra loads; the reload has F x ttl to finish before the
+#                         key would expire
+#   --worker-nice N       stampede: a fourth side, single-flight alone on a backend whose workers
 #                         run at nice N (-20..19, default -10; 0 leaves the side out). Below 0
 #                         needs root or CAP_SYS_NICE, else readthru warns and a NOTE says so
 #   --cold-count N        distinct keys per cold-miss run (default 20000)
@@ -74,7 +76,7 @@ CLIENTS=200
 QUERY_MS=20
 THINK_US="0"
 CLIENT_NICE=0
-REFRESH_AHEAD=0.2
+REFRESH_AHEAD=""
 WORKER_NICE=-10
 HOT_KEYS=100
 COLD_COUNT=20000
@@ -131,7 +133,8 @@ done
 [[ $THINK_US =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--think-us: comma list of microseconds"
 [[ $WORKER_NICE =~ ^-?[0-9]+$ ]] && [ "$WORKER_NICE" -ge -20 ] && [ "$WORKER_NICE" -le 19 ] \
   || die "--worker-nice: -20..19"
-[[ $REFRESH_AHEAD =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || die "--refresh-ahead: a fraction between 0 and 1, like 0.2"
+[ -z "$REFRESH_AHEAD" ] || [[ $REFRESH_AHEAD =~ ^0(\.[0-9]+)?$ ]] \
+  || die "--refresh-ahead: a fraction from 0 to below 1, like 0.05"
 [[ $COLD_CLIENTS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--cold-clients: comma list of counts"
 for b in ${ONLY//,/ }; do
   case "$b" in stampede|cold|hits) ;; *) die "--only: unknown benchmark '$b'" ;; esac
@@ -194,17 +197,18 @@ query = "$HOT_SQL"
 ttl = "5s"
 jitter = "1s"
 timeout = "5s"
+$([ -n "$REFRESH_AHEAD" ] && echo "refresh_ahead = $REFRESH_AHEAD")
 
-# The same hot keys with refresh-ahead: reloaded in the background before they expire.
+# The same hot keys with single-flight alone: they expire, and their readers wait for the load.
 [[loaders]]
-name = "hotr"
-key = "hotr:{id:int}"
+name = "hots"
+key = "hots:{id:int}"
 backend = "main"
 query = "$HOT_SQL"
 ttl = "5s"
 jitter = "1s"
 timeout = "5s"
-refresh_ahead = $REFRESH_AHEAD
+refresh_ahead = 0
 
 # The same database, its workers at nice $WORKER_NICE, for the hot keys of the "niced" side.
 [backends.niced]
@@ -221,6 +225,7 @@ query = "$HOT_SQL"
 ttl = "5s"
 jitter = "1s"
 timeout = "5s"
+refresh_ahead = 0
 
 [[loaders]]
 name = "user"
@@ -282,7 +287,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------- 1. stampede
 if only stampede; then
   modes=(recipe)
-  [ "$HAVE_RT" = 1 ] && modes=(recipe readthru refresh)
+  [ "$HAVE_RT" = 1 ] && modes=(recipe readthru single)
   [ "$HAVE_RT" = 1 ] && [ "$WORKER_NICE" != 0 ] && modes+=(niced)
   if grep -q "cannot set the sql:niced workers' nice level" "$TMP/readthru.log"; then
     NOTES+=("the niced side's workers could not take nice $WORKER_NICE (not root?): they ran at 0")
@@ -293,9 +298,9 @@ if only stampede; then
       mode=${modes[$(((k + round - 1) % ${#modes[@]}))]}
       flush
       if [ "$mode" = recipe ]; then port=$REDIS_PORT; else port=$RT_PORT; fi
-      # refresh: readthru's loader with refresh_ahead, on keys of their own
+      # single (and niced): readthru's loader with refresh_ahead = 0, on keys of their own
       lmode=$mode loader=hot prefix=hot:
-      [ "$mode" = refresh ] && lmode=readthru loader=hotr prefix=hotr:
+      [ "$mode" = single ] && lmode=readthru loader=hots prefix=hots:
       [ "$mode" = niced ] && lmode=readthru loader=hotn prefix=hotn:
       r0=$(cpu_ticks "$REDIS_PID"); p0=NA; [ -n "$RT_PID" ] && p0=$(cpu_ticks "$RT_PID")
       out=$(timeout "$RUN_TIMEOUT" nice -n "$CLIENT_NICE" "$LOADGEN" stampede --mode "$lmode" --port "$port" \
@@ -310,7 +315,7 @@ if only stampede; then
         echo "$PROG: WARNING: stampede round $round think ${think}us $mode failed (rc=$rc): $(tail -n 2 "$TMP/loadgen.err")" >&2
         NOTES+=("stampede round $round think ${think}us $mode failed (rc=$rc)")
       else
-        raw "$round" "${out%\}},\"client_nice\":$CLIENT_NICE,\"refresh_ahead\":$REFRESH_AHEAD,\"worker_nice\":$WORKER_NICE,\"redis_cpu_s\":$(us_per_req "$r0" "$r1" 1000000),\"rt_cpu_s\":$(us_per_req "$p0" "$p1" 1000000)}"
+        raw "$round" "${out%\}},\"client_nice\":$CLIENT_NICE,\"refresh_ahead\":${REFRESH_AHEAD:-\"default\"},\"worker_nice\":$WORKER_NICE,\"redis_cpu_s\":$(us_per_req "$r0" "$r1" 1000000),\"rt_cpu_s\":$(us_per_req "$p0" "$p1" 1000000)}"
         echo "$PROG: stampede round $round/$ROUNDS think ${think}us $mode: $out" >&2
       fi
       check_alive
@@ -370,6 +375,36 @@ EOF
     || die "preload failed: $(cat "$TMP/preload.log")"
   rm -f "$TMP/preload.resp"
   [ "$(rcli dbsize)" -ge "$KEYSPACE" ] || die "preload: dbsize $(rcli dbsize) < $KEYSPACE"
+  if [ "$HAVE_RT" = 1 ]; then
+    # Loaded again through readthru, so that readthru-loaders holds their fills in its
+    # refresh-ahead table (on by default, due 57 minutes later): each hit then looks its key up
+    # there, as a hit on a value readthru filled does. user:000000000000 has no row: it stays nil.
+    flush
+    "$PY" - "$RT_PORT" "$KEYSPACE" <<'EOF' || die "preload through readthru failed"
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+f = socket.create_connection(("127.0.0.1", port)).makefile("rwb")
+def reply():
+    line = f.readline()
+    if line[:1] == b"*":
+        return [reply() for _ in range(int(line[1:]))]
+    if line[:1] == b"$":
+        size = int(line[1:])
+        return None if size < 0 else f.read(size + 2)[:-2]
+    if line[:1] == b"-":
+        raise SystemExit("MGET through readthru: " + line.decode().strip())
+    return line
+for start in range(0, n, 500):
+    keys = [b"user:%012d" % i for i in range(start, min(n, start + 500))]
+    f.write(b"*%d\r\n$4\r\nMGET\r\n" % (len(keys) + 1) +
+            b"".join(b"$%d\r\n%s\r\n" % (len(k), k) for k in keys))
+    f.flush()
+    reply()
+EOF
+    for _ in $(seq 100); do [ "$(rcli dbsize)" -ge $((KEYSPACE - 1)) ] && break; sleep 0.2; done
+    [ "$(rcli dbsize)" -ge $((KEYSPACE - 1)) ] \
+      || die "preload through readthru: dbsize $(rcli dbsize) < $((KEYSPACE - 1))"
+  fi
 
   targets=(redis readthru-plain)
   [ "$HAVE_RT" = 1 ] && targets=(redis readthru-plain readthru-loaders)
