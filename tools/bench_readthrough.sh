@@ -15,9 +15,10 @@
 #   cold      distinct-key misses per second: every GET is for a key not yet in Redis (users table
 #             of 100,000 rows, primary-key lookup). readthru loading against a cache-aside client
 #             (GET, on nil query SQLite in the client and SET with a TTL) on redis-server.
-#   hits      redis-benchmark GET user:__rand_int__ on 100,000 keys preloaded into Redis: direct
-#             redis-server, readthru without loaders, and readthru with a loader matching every
-#             key (so each GET passes the read-through check and hits).
+#   hits      redis-benchmark GET user:__rand_int__ on 100,000 keys in Redis, filled through
+#             readthru's loader: direct redis-server, readthru without loaders, and readthru
+#             with a loader matching every key (so each GET passes the read-through check, and
+#             the refresh-ahead one, and hits).
 #
 # Every benchmark interleaves its targets within each round (the order rotates) and reports
 # medians over rounds; ratios are taken within a round. The client is tools/readthru_loadgen.cc
