@@ -54,7 +54,7 @@ struct LoaderConfig {
   // Refresh-ahead: once less than this fraction of a value's TTL is left, the next read that
   // hits it reloads it in the background. 0: off. On by default, so a hot key's readers never
   // wait for its load; 0 for a loader without a TTL unless set (then it is a config error).
-  static constexpr double kDefaultRefreshAhead = 0.05;
+  static constexpr double kDefaultRefreshAhead = 0.1;
   double refresh_ahead = kDefaultRefreshAhead;
 };
 

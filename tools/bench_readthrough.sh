@@ -41,7 +41,7 @@
 #                         workers; with N > 0 the clients yield, as if they were on other hosts
 #                         (the recipe's own queries run in the clients, so they yield too)
 #   --refresh-ahead F     stampede: the readthru side's refresh_ahead (default: readthru's own
-#                         default, 0.05). A key is reloaded about once per (1 - F) of its TTL, so
+#                         default, 0.1). A key is reloaded about once per (1 - F) of its TTL, so
 #                         F also sets the extra loads; the reload has F x ttl to finish before the
 #                         key would expire
 #   --worker-nice N       stampede: a fourth side, single-flight alone on a backend whose workers
@@ -135,7 +135,7 @@ done
 [[ $WORKER_NICE =~ ^-?[0-9]+$ ]] && [ "$WORKER_NICE" -ge -20 ] && [ "$WORKER_NICE" -le 19 ] \
   || die "--worker-nice: -20..19"
 [ -z "$REFRESH_AHEAD" ] || [[ $REFRESH_AHEAD =~ ^0(\.[0-9]+)?$ ]] \
-  || die "--refresh-ahead: a fraction from 0 to below 1, like 0.05"
+  || die "--refresh-ahead: a fraction from 0 to below 1, like 0.1"
 [[ $COLD_CLIENTS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--cold-clients: comma list of counts"
 for b in ${ONLY//,/ }; do
   case "$b" in stampede|cold|hits) ;; *) die "--only: unknown benchmark '$b'" ;; esac

@@ -38,11 +38,11 @@ WANT_LOADERS = {
     "uhash": {"key": b"uhash:{id:int}", "backend": b"main", "type": b"hash", "ttl_ms": 0,
               "jitter_ms": 0, "negative_ttl_ms": 0, "timeout_ms": 250, "refresh_ahead": b"0",
               "query": b"SELECT id, name FROM users WHERE id = :id"},
-    # Defaults: type string, ttl 1h, no jitter, negative_ttl 30s, timeout 2s, refresh-ahead 0.05
+    # Defaults: type string, ttl 1h, no jitter, negative_ttl 30s, timeout 2s, refresh-ahead 0.1
     # (uhash above has none: its values never expire).
     "ujson": {"key": b"{{ujson:{id}}}", "backend": b"main", "type": b"json", "ttl_ms": 3600000,
               "jitter_ms": 0, "negative_ttl_ms": 30000, "timeout_ms": 2000,
-              "refresh_ahead": b"0.05", "query": b"SELECT id, name FROM users WHERE id = :id"},
+              "refresh_ahead": b"0.1", "query": b"SELECT id, name FROM users WHERE id = :id"},
 }
 WANT_WRITERS = {
     "user": {"key": b"user:{id:int}", "backend": b"main", "mode": b"behind", "timeout_ms": 1000,

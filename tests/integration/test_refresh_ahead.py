@@ -88,7 +88,7 @@ def get_in_last_ms(r, direct, key: str, left_ms: int):
 
 def test_refresh_ahead_is_on_by_default_and_zero_turns_it_off(tmp_path):
     # Two loaders over one table, neither naming refresh_ahead but "off" setting it to 0. A TTL of
-    # 6s: the default 0.05 leaves a 300 ms window, and a GET sent with 250 ms left is in it.
+    # 6s: the default 0.1 leaves a 600 ms window, and a GET sent with 250 ms left is in it.
     ttl = "6s"
     query = "SELECT name FROM users WHERE id = :id"
     ls = LoaderStack(tmp_path, db_script=SCHEMA, loaders=[

@@ -201,7 +201,7 @@ TEST_CASE("config: refresh-ahead is on by default, and off for a loader without 
     REQUIRE(config.loaders.size() == 1);
     CHECK(config.loaders[0].refresh_ahead == c.refresh_ahead);
   }
-  CHECK(LoaderConfig::kDefaultRefreshAhead == 0.05);
+  CHECK(LoaderConfig::kDefaultRefreshAhead == 0.1);
 }
 
 TEST_CASE("config: [upstream] tls keys; the files are read only with tls = true") {
