@@ -378,7 +378,7 @@ EOF
   [ "$(rcli dbsize)" -ge "$KEYSPACE" ] || die "preload: dbsize $(rcli dbsize) < $KEYSPACE"
   if [ "$HAVE_RT" = 1 ]; then
     # Loaded again through readthru, so that readthru-loaders holds their fills in its
-    # refresh-ahead table (on by default, due 57 minutes later): each hit then looks its key up
+    # refresh-ahead table (on by default, due 54 minutes later): each hit then looks its key up
     # there, as a hit on a value readthru filled does. user:000000000000 has no row: it stays nil.
     flush
     "$PY" - "$RT_PORT" "$KEYSPACE" <<'EOF' || die "preload through readthru failed"
